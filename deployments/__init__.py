@@ -1,0 +1,1 @@
+"""The setup that is code: work pool, blocks, automations, concurrency limits, and the `serve` entry."""

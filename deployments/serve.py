@@ -1,0 +1,46 @@
+"""`playground-ops serve`: every deployment of prefect.yaml on its schedule, in this process, without a work pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.catalog import DeploymentSpec, load_catalog
+
+
+def _schedule(raw: dict[str, Any]) -> Any:
+    from prefect.schedules import Cron, Interval, RRule
+
+    common = {"timezone": raw.get("timezone", "UTC"), "slug": raw.get("slug"), "active": raw.get("active", True),
+              "parameters": raw.get("parameters") or {}}
+    if "cron" in raw:
+        return Cron(raw["cron"], day_or=raw.get("day_or", True), **common)
+    if "interval" in raw:
+        from datetime import datetime
+
+        anchor = raw.get("anchor_date")
+        anchor = datetime.fromisoformat(anchor.replace("Z", "+00:00")) if isinstance(anchor, str) else anchor
+        return Interval(raw["interval"], anchor_date=anchor, **common)
+    return RRule(raw["rrule"], **common)
+
+
+def _concurrency(raw: dict[str, Any] | int | None) -> Any:
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    if raw is None or isinstance(raw, int):
+        return raw
+    return ConcurrencyLimitConfig(limit=raw["limit"],
+                                  collision_strategy=ConcurrencyLimitStrategy(raw.get("collision_strategy", "ENQUEUE")))
+
+
+def runner_deployment(spec: DeploymentSpec) -> Any:
+    return spec.load_flow().to_deployment(
+        name=spec.name, description=spec.description, tags=spec.tags, parameters=spec.parameters,
+        schedules=[_schedule(s) for s in spec.schedules], concurrency_limit=_concurrency(spec.concurrency_limit))
+
+
+def serve_all(limit: int | None = None) -> None:
+    """Register every deployment and run their schedules until interrupted; schedules stay active on shutdown."""
+    from prefect import serve
+
+    deployments = [runner_deployment(spec) for spec in load_catalog().values()]
+    serve(*deployments, pause_on_shutdown=False, limit=limit)

@@ -1,0 +1,126 @@
+"""`playground-ops setup`: the work pool, global concurrency limits, notification block and failure automation.
+
+Idempotent: each piece is looked up by name and updated in place, so running setup twice creates nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from playground_ops.settings import Settings
+
+# Global concurrency limits the runbooks take (strict), so heavy database work never overlaps.
+GLOBAL_LIMITS = {
+    "playground-ops-backup": 1,          # two backups never run at once
+    "playground-ops-database-heavy": 1,  # backup, maintenance and performance review never overlap
+}
+FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
+RUNBOOK_TAG = "playground-ops"
+FAILURE_SUBJECT = "[FAILED] runbook {{ flow.name }} on {{ flow_run.parameters.get('target') or 'the default target' }}"
+FAILURE_BODY = """Runbook {{ flow.name }} ended {{ flow_run.state.name }}.
+Deployment: {% if deployment %}{{ deployment.name }}{% else %}(run by hand){% endif %}
+Target: {{ flow_run.parameters.get('target') or 'the default target' }}
+Message: {{ flow_run.state.message }}
+Run: {{ flow_run|ui_url }}"""
+
+
+@dataclass
+class SetupResult:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def ensure_work_pool(name: str, result: SetupResult) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+            result.unchanged.append(f"work pool {name}")
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            result.created.append(f"work pool {name}")
+
+
+def ensure_global_limits(result: SetupResult) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name, limit in GLOBAL_LIMITS.items():
+            try:
+                existing = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+                result.created.append(f"concurrency limit {name}={limit}")
+                continue
+            if existing.limit != limit or not existing.active:
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+                result.updated.append(f"concurrency limit {name}={limit}")
+            else:
+                result.unchanged.append(f"concurrency limit {name}={limit}")
+
+
+def ensure_notification_block(settings: Settings, result: SetupResult):
+    """The notification block, from OPS_WEBHOOK_URL (generic JSON webhook) or OPS_SLACK_WEBHOOK_URL."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+
+    from tasks.notify import load_notification_block
+
+    name = settings.notification_block
+    if settings.webhook_url is not None:
+        # The URL (and any token in it) lives only in the block's encrypted secrets, never in plain fields.
+        block = CustomWebhookNotificationBlock(
+            name="playground-ops", url="{{webhook_url}}", method="POST",
+            json_data={"subject": "{{subject}}", "body": "{{body}}", "source": "playground-ops"},
+            secrets={"webhook_url": settings.webhook_url.get_secret_value()})
+    elif settings.slack_webhook_url is not None:
+        block = SlackWebhook(url=settings.slack_webhook_url)
+    else:
+        result.skipped.append("notification block (set OPS_WEBHOOK_URL or OPS_SLACK_WEBHOOK_URL)")
+        return None
+    existed = load_notification_block(name) is not None
+    block_id = block.save(name, overwrite=True)
+    (result.updated if existed else result.created).append(f"notification block {name}")
+    return block_id
+
+
+def ensure_failure_automation(block_id, result: SetupResult) -> None:
+    """One notification whenever a runbook's flow run becomes Failed, Crashed or TimedOut."""
+    from prefect.automations import Automation
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    if block_id is None:
+        result.skipped.append("failure automation (no notification block)")
+        return
+    trigger = EventTrigger(
+        expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"},
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUNBOOK_TAG}"},
+        posture=Posture.Reactive, threshold=1)
+    action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT, body=FAILURE_BODY)
+    description = "Sends one notification for each playground-ops runbook run that fails, crashes or times out."
+    try:
+        existing = Automation.read(name=FAILURE_AUTOMATION)
+    except ValueError:
+        Automation(name=FAILURE_AUTOMATION, description=description, trigger=trigger, actions=[action]).create()
+        result.created.append(f"automation {FAILURE_AUTOMATION!r}")
+        return
+    existing.trigger, existing.actions, existing.description, existing.enabled = trigger, [action], description, True
+    existing.update()
+    result.updated.append(f"automation {FAILURE_AUTOMATION!r}")
+
+
+def setup(settings: Settings) -> SetupResult:
+    result = SetupResult()
+    ensure_work_pool(settings.work_pool, result)
+    ensure_global_limits(result)
+    block_id = ensure_notification_block(settings, result)
+    ensure_failure_automation(block_id, result)
+    return result

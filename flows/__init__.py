@@ -1,0 +1,1 @@
+"""One runbook per module, named after the maintenance guide's procedure."""

@@ -1,0 +1,338 @@
+"""The `playground-ops` command: setup, serve, run, demo, sandbox and audit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+import typer
+import yaml
+
+from playground_ops.errors import ConfigError
+
+app = typer.Typer(help="The AI API Playground's maintenance guide as Prefect 3 runbooks.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+sandbox_app = typer.Typer(help="The stand-in playground (database, Redis, backend) on loopback.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit store of runbook reports.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(audit_app, name="audit")
+
+
+def bad_input_exits_2(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad input: one line naming the thing and the expected form, exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _settings():
+    from playground_ops.settings import load_settings
+
+    return load_settings()
+
+
+# ---------------------------------------------------------------- setup, serve, run
+
+
+@app.command()
+@bad_input_exits_2
+def setup() -> None:
+    """Create (idempotently) the work pool, concurrency limits, notification block and failure automation."""
+    from deployments.setup import setup as run_setup
+
+    result = run_setup(_settings())
+    for label, items in (("created", result.created), ("updated", result.updated),
+                         ("unchanged", result.unchanged), ("skipped", result.skipped)):
+        for item in items:
+            typer.echo(f"{label:9} {item}")
+
+
+@app.command()
+@bad_input_exits_2
+def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs at once in this process.")) -> None:
+    """Run every deployment of prefect.yaml on its schedule, without a work pool, until Ctrl-C."""
+    from deployments.serve import serve_all
+
+    _settings()
+    serve_all(limit=limit)
+
+
+def _parse_params(params: list[str], allowed: list[str], runbook: str) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--param", "key=value", got=item)
+        if key not in allowed:
+            raise ConfigError(f"parameter {key!r} of {runbook}", f"one of {', '.join(allowed) or '(none)'}")
+        parsed[key] = yaml.safe_load(value) if value else ""
+    return parsed
+
+
+@app.command()
+@bad_input_exits_2
+def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run, e.g. health-check."),
+        target: Optional[str] = typer.Option(None, "--target", "-t", help="The target (default: the configured one)."),
+        param: list[str] = typer.Option([], "--param", "-p", help="A flow parameter as key=value; repeatable."),
+        timeout: float = typer.Option(3600, help="Seconds to wait for the run to finish.")) -> None:
+    """Trigger a runbook's deployment now, wait for it, and print its final state and where its report is."""
+    from deployments.catalog import get_spec
+    from playground_ops.settings import load_targets
+
+    spec = get_spec(runbook)
+    targets, default = load_targets(_settings())
+    if target is not None and target not in targets:
+        raise ConfigError("--target", f"one of {', '.join(sorted(targets))}", got=target)
+    parameters = _parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook)
+    if target is not None:
+        parameters["target"] = target
+    state, report = trigger_and_wait(spec.full_name, parameters, timeout)
+    typer.echo(f"{runbook} on {target or default}: {state}")
+    typer.echo(f"report: {report or '(none stored)'}")
+    if state != "Completed":
+        raise typer.Exit(1)
+
+
+def trigger_and_wait(full_name: str, parameters: dict[str, Any], timeout: float) -> tuple[str, str | None]:
+    """Run a deployment and wait; returns its final state name and the stored report's location."""
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(full_name, parameters=parameters, timeout=timeout, tags=["on-demand"])
+    return flow_run.state.name if flow_run.state else "Unknown", stored_report_for(str(flow_run.id))
+
+
+def stored_report_for(flow_run_id: str) -> str | None:
+    from tasks.audit import open_store
+
+    settings = _settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    keys = [k for k in store.list() if k.endswith(f"/{flow_run_id}.json")]
+    return store.link(keys[0]) if keys else None
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+@bad_input_exits_2
+def demo(once: bool = typer.Option(False, "--once", help="Exit after the first round; non-zero if a runbook failed."),
+         port: int = typer.Option(4200, help="Port of the local Prefect server and UI.")) -> None:
+    """Start Prefect and the sandbox, set up, run every runbook once, print a table, then keep serving."""
+    from deployments.catalog import load_catalog
+    from deployments.setup import setup as run_setup
+    from playground_ops.local_server import start_server
+    from sandbox import manager
+    from tasks.report import markdown_table
+
+    settings = _settings()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not os.environ.get("PREFECT_API_URL"):
+        api_url, _ = start_server(settings.ops_home / "prefect", port=port)
+        os.environ["PREFECT_API_URL"] = api_url
+    typer.echo(f"Prefect API: {os.environ['PREFECT_API_URL']}")
+    status = manager.up(settings)
+    typer.echo(f"sandbox: {status.users} users, {status.requests} requests, backend {status.backend_url}")
+    os.environ.update(manager.target_env(settings))
+    os.environ.setdefault("OPS_TARGETS_FILE", "")
+    if not os.environ["OPS_TARGETS_FILE"]:
+        del os.environ["OPS_TARGETS_FILE"]
+    receiver = None
+    if not (settings.webhook_url or settings.slack_webhook_url):
+        receiver = _start_demo_receiver(settings)
+    settings = _settings()
+    result = run_setup(settings)
+    typer.echo(f"setup: {len(result.created)} created, {len(result.updated)} updated, {len(result.unchanged)} unchanged")
+
+    server = subprocess.Popen([sys.executable, "-m", "playground_ops.cli", "serve"], env=os.environ.copy(),
+                              start_new_session=True)
+    try:
+        catalog = load_catalog()
+        _wait_for_deployments([spec.full_name for spec in catalog.values()])
+        rows, failed = [], False
+        for spec in catalog.values():
+            started = time.perf_counter()
+            state, report = trigger_and_wait(spec.full_name, {}, timeout=1800)
+            failed |= state != "Completed"
+            rows.append({"runbook": spec.name, "state": state, "duration_s": round(time.perf_counter() - started, 1),
+                         "report": report or ""})
+        typer.echo(markdown_table(rows))
+        ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+        typer.echo(f"\nPrefect UI: {ui}  (runs, artifacts and the audit links are there)")
+        if once:
+            raise typer.Exit(1 if failed else 0)
+        typer.echo("Serving the schedules; Ctrl-C to stop.")
+        server.wait()
+    finally:
+        _stop(server)
+        if receiver is not None:
+            _stop(receiver)
+
+
+def _wait_for_deployments(names: list[str], timeout: float = 180) -> None:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        for name in names:
+            while True:
+                try:
+                    client.read_deployment_by_name(name)
+                    break
+                except ObjectNotFound:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"deployment {name} was not registered by `serve`") from None
+                    time.sleep(1)
+
+
+def _start_demo_receiver(settings) -> subprocess.Popen:
+    """A local webhook receiver that appends each notification to <OPS_HOME>/notifications.jsonl."""
+    port = 8799
+    log = settings.ops_home / "notifications.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "sandbox.receiver", "--port", str(port), "--out", str(log)],
+                               start_new_session=True)
+    os.environ["OPS_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/hooks/demo"
+    typer.echo(f"notifications: no webhook configured, so the demo writes them to {log}")
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- sandbox
+
+
+@sandbox_app.command("up")
+@bad_input_exits_2
+def sandbox_up() -> None:
+    """Create the sandbox database (seeding it if empty) and start the stand-in backend."""
+    from sandbox import manager
+
+    s = manager.up(_settings())
+    typer.echo(f"sandbox up: database {s.database} ({s.users} users, {s.requests} requests), backend {s.backend_url}")
+
+
+@sandbox_app.command("down")
+@bad_input_exits_2
+def sandbox_down(purge: bool = typer.Option(False, help="Also drop the sandbox database and empty its Redis db.")) -> None:
+    """Stop the stand-in backend."""
+    from sandbox import manager
+
+    manager.down(_settings(), purge=purge)
+    typer.echo("sandbox down" + (" and purged" if purge else ""))
+
+
+@sandbox_app.command("status")
+@bad_input_exits_2
+def sandbox_status() -> None:
+    """Show the sandbox database, its row counts and the backend's health."""
+    from dataclasses import asdict
+
+    from sandbox import manager
+
+    typer.echo(json.dumps(asdict(manager.status(_settings())), indent=2))
+
+
+@sandbox_app.command("seed")
+@bad_input_exits_2
+def sandbox_seed(users: int = typer.Option(200, min=1), requests: int = typer.Option(20_000, min=0),
+                 days: int = typer.Option(7, min=1), seed: int = typer.Option(42, help="Random seed.")) -> None:
+    """Replace the sandbox's users and requests with a deterministic, realistic data set (COPY)."""
+    from sandbox import manager
+    from sandbox.seed import seed as run_seed
+
+    settings = _settings()
+    manager.ensure_database(settings)
+    r = run_seed(manager.database_url(settings), users=users, requests=requests, days=days, seed_value=seed)
+    typer.echo(f"seeded {r.users} users and {r.requests} requests ({r.start:%Y-%m-%d} to {r.end:%Y-%m-%d}) "
+               f"in {r.seconds} s")
+
+
+@sandbox_app.command("env")
+@bad_input_exits_2
+def sandbox_env() -> None:
+    """Print the environment (export lines) that makes the sandbox the default target."""
+    from sandbox import manager
+
+    for key, value in manager.target_env(_settings()).items():
+        typer.echo(f"export {key}='{value}'")
+
+
+# ---------------------------------------------------------------- audit
+
+
+@audit_app.command("list")
+@bad_input_exits_2
+def audit_list(runbook: Optional[str] = typer.Option(None), target: Optional[str] = typer.Option(None)) -> None:
+    """List stored reports, oldest first."""
+    from tasks.audit import open_store
+
+    settings = _settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    prefix = f"{runbook}/" + (f"{target}/" if target else "") if runbook else ""
+    for key in store.list(prefix):
+        if key.endswith(".json") and (target is None or key.split("/")[1] == target):
+            typer.echo(key)
+
+
+@audit_app.command("show")
+@bad_input_exits_2
+def audit_show(key: str = typer.Argument(..., help="A key from `audit list`."),
+               as_json: bool = typer.Option(False, "--json", help="The JSON instead of the Markdown.")) -> None:
+    """Print one stored report."""
+    from tasks.audit import open_store
+
+    settings = _settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    base = key.removesuffix(".json").removesuffix(".md")
+    try:
+        typer.echo(store.get(base + (".json" if as_json else ".md")).decode())
+    except (FileNotFoundError, KeyError, Exception) as exc:
+        if isinstance(exc, typer.Exit):
+            raise
+        raise ConfigError("key", "a key listed by `playground-ops audit list`", got=key) from None
+
+
+@audit_app.command("verify")
+@bad_input_exits_2
+def audit_verify() -> None:
+    """Walk every report chain; name each report that was changed, removed or inserted (exit 1 if any)."""
+    from tasks.audit import open_store, verify_store
+
+    settings = _settings()
+    checks = verify_store(open_store(settings.audit_location, settings.s3_endpoint_url))
+    problems = 0
+    for check in checks:
+        verdict = "ok" if not check.problems else f"{len(check.problems)} problem(s)"
+        typer.echo(f"{check.runbook}/{check.target}: {check.reports} reports, {verdict}")
+        for p in check.problems:
+            typer.echo(f"  {p.kind}: {p.key}: {p.detail}")
+        problems += len(check.problems)
+    if not checks:
+        typer.echo("no reports stored yet")
+    if problems:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,43 @@
+"""A local Prefect server (SQLite) for the demo and the tests, started in the background when none is named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def api_healthy(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def start_server(home: Path, host: str = "127.0.0.1", port: int = 4200, timeout: float = 120,
+                 ui: bool = True) -> tuple[str, subprocess.Popen | None]:
+    """Start `prefect server start` unless one answers on host:port; returns its API URL and the process we started."""
+    api_url = f"http://{host}:{port}/api"
+    if api_healthy(api_url):
+        return api_url, None
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_UI_URL": f"http://{host}:{port}",
+           "PREFECT_API_URL": api_url, "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)}
+    log = open(home / "server.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api_healthy(api_url):
+            return api_url, process
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    process.terminate()
+    raise RuntimeError(f"the Prefect server did not start on {api_url}; see {home / 'server.log'}")

@@ -1,0 +1,53 @@
+"""The @runbook decorator: a Prefect flow that always leaves a report, even when it fails."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from prefect import flow
+
+from playground_ops.redact import install_log_redaction, redact
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RunbookFailed(Exception):
+    """A runbook could not do its job; the message names why, with every secret blanked."""
+
+
+def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
+    """Declare a runbook: a flow named after the guide's procedure whose failures are reported and stored, then raised."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            install_log_redaction()
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                _publish_failure(name, kwargs.get("target"), exc)
+                raise RunbookFailed(f"{type(exc).__name__}: {redact(str(exc))}") from None
+
+        return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _publish_failure(runbook_name: str, target: str | None, exc: Exception) -> None:
+    from tasks.publish import artifact_key, publish
+    from tasks.report import Report
+
+    from playground_ops.settings import get_target
+
+    try:
+        label = get_target(target).name
+    except Exception:
+        label = artifact_key(target or "unknown") or "unknown"
+    report = Report(runbook=runbook_name, target=label)
+    report.fail(f"The run failed: {redact(str(exc)) or type(exc).__name__}", error=type(exc).__name__)
+    try:
+        publish(report)
+    except Exception:  # the original failure matters more than the report of it
+        pass

@@ -1,0 +1,303 @@
+"""One typed settings object, read from the environment and an optional `.env`, and the targets it defines.
+
+The guide's variable names are kept where it has them (DATABASE_URL, REDIS_URL, JWT_SECRET, RENDER_API_KEY);
+playground-ops' own settings start with OPS_. Every secret is a SecretStr: it prints as '**********'.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from playground_ops.errors import ConfigError
+from playground_ops.redact import mask_url, register_secret
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+# What each setting must look like, for the one-line error an operator gets when it does not.
+EXPECTED = {
+    "DATABASE_URL": "postgresql://user:password@host:port/dbname",
+    "REDIS_URL": "redis://[:password@]host:port/db",
+    "HEALTH_URL": "http(s)://host[:port]/health",
+    "OPS_AUDIT_URL": "a directory path or s3://bucket/prefix",
+    "OPS_TARGETS_FILE": "the path of a readable YAML file with a 'targets:' list",
+    "OPS_WEBHOOK_URL": "http(s)://host/path",
+    "OPS_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/...",
+    "RENDER_API_URL": "http(s)://host/v1",
+    "TARGET_NAME": "lowercase letters, digits and dashes, e.g. production",
+}
+
+
+class AppSchema(BaseModel):
+    """Where the playground keeps its users and requests: the one place app-facing SQL takes names from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    users: str = "users"
+    requests: str = "requests"
+    # column names, by role
+    user_id: str = "id"
+    email: str = "email"
+    role: str = "role"
+    daily_quota: str = "daily_quota"
+    request_user_id: str = "user_id"
+    endpoint: str = "endpoint"
+    model: str = "model"
+    status_code: str = "status_code"
+    latency_ms: str = "latency_ms"
+    tokens: str = "tokens"
+    client_ip: str = "client_ip"
+    error_type: str = "error_type"
+    created_at: str = "created_at"
+
+    @field_validator("*")
+    @classmethod
+    def _identifier(cls, value: str, info: Any) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError(f"app_schema.{info.field_name}: expected a SQL identifier such as 'requests' (got {value!r})")
+        return value
+
+
+class Platform(BaseModel):
+    """The hosting platform's API for this target (Render, or the sandbox's stand-in of it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["render", "none"] = "none"
+    api_url: str = "https://api.render.com/v1"
+    api_key: SecretStr | None = None
+    service_id: str | None = None
+
+
+class Target(BaseModel):
+    """A system being maintained: its name, environment, and how to reach its service, database and cache."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    environment: Literal["production", "staging", "development", "sandbox"] = "production"
+    health_url: str
+    database_url: SecretStr
+    redis_url: SecretStr
+    jwt_secret: SecretStr | None = None
+    platform: Platform = Field(default_factory=Platform)
+    app_schema: AppSchema = Field(default_factory=AppSchema)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"expected {EXPECTED['TARGET_NAME']} (got {value!r})")
+        return value
+
+    @field_validator("health_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected {EXPECTED['HEALTH_URL']} (got {mask_url(value)!r})")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: SecretStr) -> SecretStr:
+        if not re.match(r"^postgres(ql)?://[^/\s]*/[^/\s?]+", value.get_secret_value()):
+            raise ValueError(f"expected {EXPECTED['DATABASE_URL']}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: SecretStr) -> SecretStr:
+        if not re.match(r"^rediss?://[^/\s]+(/\d+)?$", value.get_secret_value()):
+            raise ValueError(f"expected {EXPECTED['REDIS_URL']}")
+        return value
+
+    @property
+    def database_name(self) -> str:
+        return self.database_url.get_secret_value().rsplit("/", 1)[1].split("?")[0]
+
+    def describe(self) -> dict[str, str]:
+        """What an operator may see of this target: no secret, URL passwords masked."""
+        return {
+            "name": self.name,
+            "environment": self.environment,
+            "health_url": self.health_url,
+            "database": mask_url(self.database_url.get_secret_value()) or "",
+            "redis": mask_url(self.redis_url.get_secret_value()) or "",
+            "platform": self.platform.kind,
+        }
+
+
+class Settings(BaseSettings):
+    """playground-ops' settings. Environment variables win over `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+
+    # The single default target, when no targets file is given (the guide's names).
+    target_name: str = Field("production", validation_alias="TARGET_NAME")
+    target_environment: str = Field("production", validation_alias="TARGET_ENVIRONMENT")
+    health_url: str | None = Field(None, validation_alias="HEALTH_URL")
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: SecretStr | None = Field(None, validation_alias="REDIS_URL")
+    jwt_secret: SecretStr | None = Field(None, validation_alias="JWT_SECRET")
+    render_api_key: SecretStr | None = Field(None, validation_alias="RENDER_API_KEY")
+    render_service_id: str | None = Field(None, validation_alias="RENDER_SERVICE_ID")
+    render_api_url: str = Field("https://api.render.com/v1", validation_alias="RENDER_API_URL")
+
+    # playground-ops itself
+    targets_file: Path | None = Field(None, validation_alias="OPS_TARGETS_FILE")
+    home: Path = Field(Path("~/.playground-ops"), validation_alias="OPS_HOME")
+    audit_url: str | None = Field(None, validation_alias="OPS_AUDIT_URL")
+    s3_endpoint_url: str | None = Field(None, validation_alias=AliasChoices("OPS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"))
+    webhook_url: SecretStr | None = Field(None, validation_alias="OPS_WEBHOOK_URL")
+    slack_webhook_url: SecretStr | None = Field(None, validation_alias="OPS_SLACK_WEBHOOK_URL")
+    notification_block: str = Field("playground-ops-notifications", validation_alias="OPS_NOTIFICATION_BLOCK")
+    work_pool: str = Field("playground-ops", validation_alias="OPS_WORK_POOL")
+
+    # the sandbox
+    sandbox_admin_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="OPS_SANDBOX_ADMIN_URL")
+    sandbox_database: str = Field("playground_sandbox", validation_alias="OPS_SANDBOX_DATABASE")
+    sandbox_redis_url: str = Field("redis://127.0.0.1:6379", validation_alias="OPS_SANDBOX_REDIS_URL")
+    sandbox_redis_db: int = Field(15, ge=0, le=15, validation_alias="OPS_SANDBOX_REDIS_DB")
+    sandbox_port: int = Field(8787, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PORT")
+
+    @field_validator("audit_url")
+    @classmethod
+    def _audit(cls, value: str | None) -> str | None:
+        if value and value.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
+            raise ValueError(f"expected {EXPECTED['OPS_AUDIT_URL']}")
+        return value
+
+    @field_validator("webhook_url", "slack_webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value.get_secret_value()):
+            raise ValueError("expected http(s)://host/path")
+        return value
+
+    @property
+    def ops_home(self) -> Path:
+        return self.home.expanduser()
+
+    @property
+    def audit_location(self) -> str:
+        return self.audit_url or str(self.ops_home / "audit")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a malformed one is a ConfigError naming it and the expected form."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise _config_error(exc, source="environment") from None
+    for secret in (settings.database_url, settings.redis_url, settings.jwt_secret, settings.render_api_key,
+                   settings.webhook_url, settings.slack_webhook_url):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    return settings
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or source
+    name = loc.upper() if source == "environment" else loc
+    message = err["msg"].removeprefix("Value error, ")
+    expected = message.split("expected ", 1)[1] if "expected " in message else EXPECTED.get(name, message)
+    if expected.endswith(")") and " (got " in expected:
+        expected = expected.rsplit(" (got ", 1)[0]
+    return ConfigError(name, expected)
+
+
+def _resolve(value: Any, where: str) -> Any:
+    """Resolve {env: NAME} and {secret: block-name} references in a targets file."""
+    if isinstance(value, dict) and set(value) == {"env"}:
+        resolved = os.environ.get(value["env"])
+        if resolved is None:
+            raise ConfigError(where, f"environment variable {value['env']} to be set")
+        return resolved
+    if isinstance(value, dict) and set(value) == {"secret"}:
+        from prefect.blocks.system import Secret
+
+        try:
+            return Secret.load(value["secret"]).get()
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(where, f"a Prefect Secret block named {value['secret']!r}") from None
+    if isinstance(value, dict):
+        return {k: _resolve(v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _targets_from_file(path: Path) -> tuple[dict[str, Target], str]:
+    try:
+        data = yaml.safe_load(path.expanduser().read_text())
+    except (OSError, yaml.YAMLError):
+        raise ConfigError("OPS_TARGETS_FILE", EXPECTED["OPS_TARGETS_FILE"], got=str(path)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("targets"), list) or not data["targets"]:
+        raise ConfigError("OPS_TARGETS_FILE", EXPECTED["OPS_TARGETS_FILE"], got=str(path))
+    targets: dict[str, Target] = {}
+    for i, raw in enumerate(data["targets"]):
+        where = f"targets[{i}]" + (f" ({raw.get('name')})" if isinstance(raw, dict) and raw.get("name") else "")
+        if not isinstance(raw, dict):
+            raise ConfigError(where, "a mapping with name, health_url, database_url and redis_url")
+        try:
+            target = Target(**_resolve(raw, where))
+        except ValidationError as exc:
+            err = _config_error(exc, source="file")
+            raise ConfigError(f"{where}.{err.name}", err.expected) from None
+        if target.name in targets:
+            raise ConfigError(where, "a target name used once", got=target.name)
+        targets[target.name] = target
+    default = data.get("default", next(iter(targets)))
+    if default not in targets:
+        raise ConfigError("OPS_TARGETS_FILE default", f"one of {', '.join(targets)}", got=str(default))
+    return targets, default
+
+
+def _target_from_env(settings: Settings) -> Target:
+    for name, value in (("HEALTH_URL", settings.health_url), ("DATABASE_URL", settings.database_url),
+                        ("REDIS_URL", settings.redis_url)):
+        if value is None:
+            raise ConfigError(name, f"{EXPECTED[name]} (or OPS_TARGETS_FILE naming a targets file)")
+    platform = Platform()
+    if settings.render_service_id:
+        platform = Platform(kind="render", api_url=settings.render_api_url, api_key=settings.render_api_key,
+                            service_id=settings.render_service_id)
+    try:
+        return Target(name=settings.target_name, environment=settings.target_environment,
+                      health_url=settings.health_url, database_url=settings.database_url,
+                      redis_url=settings.redis_url, jwt_secret=settings.jwt_secret, platform=platform)
+    except ValidationError as exc:
+        err = _config_error(exc, source="file")
+        env_names = {"name": "TARGET_NAME", "environment": "TARGET_ENVIRONMENT", "health_url": "HEALTH_URL",
+                     "database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}
+        raise ConfigError(env_names.get(err.name, err.name), err.expected) from None
+
+
+def load_targets(settings: Settings | None = None) -> tuple[dict[str, Target], str]:
+    """Every configured target by name, and the default one's name."""
+    settings = settings or load_settings()
+    if settings.targets_file is not None:
+        targets, default = _targets_from_file(settings.targets_file)
+    else:
+        target = _target_from_env(settings)
+        targets, default = {target.name: target}, target.name
+    for t in targets.values():
+        register_secret(t.database_url.get_secret_value(), t.redis_url.get_secret_value(),
+                        t.jwt_secret.get_secret_value() if t.jwt_secret else None,
+                        t.platform.api_key.get_secret_value() if t.platform.api_key else None)
+    return targets, default
+
+
+def get_target(name: str | None = None, settings: Settings | None = None) -> Target:
+    """The named target (default: the configured default), or a ConfigError listing the valid names."""
+    targets, default = load_targets(settings)
+    name = name or default
+    if name not in targets:
+        raise ConfigError("target", f"one of {', '.join(sorted(targets))}", got=name)
+    return targets[name]

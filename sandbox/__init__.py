@@ -1,0 +1,1 @@
+"""The sandbox: a stand-in AI API Playground (database, Redis, backend) to run every runbook against."""

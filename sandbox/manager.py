@@ -1,0 +1,191 @@
+"""Bring the sandbox up and down on loopback: its own database, its own Redis database number, its backend process.
+
+Nothing else on the PostgreSQL or Redis servers is touched: only the database named by OPS_SANDBOX_DATABASE and the
+Redis database OPS_SANDBOX_REDIS_DB.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import redis
+from psycopg import sql
+
+from playground_ops.settings import Settings
+
+SANDBOX_DB_PASSWORD = "sandbox-db-password"  # trust auth ignores it; it is there to show that passwords are masked
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class SandboxStatus:
+    database: str
+    database_exists: bool
+    users: int | None
+    requests: int | None
+    backend_pid: int | None
+    backend_url: str
+    healthy: bool
+
+
+def state_dir(settings: Settings) -> Path:
+    path = settings.ops_home / "sandbox"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url(settings: Settings, database: str | None = None) -> str:
+    admin = psycopg.conninfo.conninfo_to_dict(settings.sandbox_admin_url)
+    host, port, user = admin.get("host", "127.0.0.1"), admin.get("port", "5432"), admin.get("user", "postgres")
+    return f"postgresql://{user}:{SANDBOX_DB_PASSWORD}@{host}:{port}/{database or settings.sandbox_database}"
+
+
+def redis_url(settings: Settings) -> str:
+    return f"{settings.sandbox_redis_url.rstrip('/')}/{settings.sandbox_redis_db}"
+
+
+def jwt_secret(settings: Settings) -> str:
+    path = state_dir(settings) / "jwt_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def target_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes the sandbox the default target."""
+    return {"TARGET_NAME": "sandbox", "TARGET_ENVIRONMENT": "sandbox",
+            "HEALTH_URL": f"http://127.0.0.1:{settings.sandbox_port}/health",
+            "DATABASE_URL": database_url(settings), "REDIS_URL": redis_url(settings),
+            "JWT_SECRET": jwt_secret(settings)}
+
+
+def ensure_database(settings: Settings) -> bool:
+    """Create the sandbox database and schema if missing; True if it was created."""
+    with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.sandbox_database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.sandbox_database)))
+    with psycopg.connect(database_url(settings), autocommit=True) as conn:
+        conn.execute((Path(__file__).with_name("schema.sql")).read_text())
+        if _preloaded(conn):
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return not exists
+
+
+def _preloaded(conn: psycopg.Connection) -> bool:
+    return "pg_stat_statements" in conn.execute("SHOW shared_preload_libraries").fetchone()[0]
+
+
+def _pidfile(settings: Settings) -> Path:
+    return state_dir(settings) / "backend.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a zombie child counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def backend_pid(settings: Settings) -> int | None:
+    path = _pidfile(settings)
+    if path.exists():
+        pid = int(path.read_text().strip() or 0)
+        if pid and _alive(pid):
+            return pid
+    return None
+
+
+def start_backend(settings: Settings, wait: float = 30.0) -> int:
+    """Start the stand-in backend (uvicorn) on loopback unless it runs; wait until /health answers."""
+    pid = backend_pid(settings)
+    if pid is None:
+        env = {**os.environ, **target_env(settings), "APP_VERSION": "sandbox-1.0.0", "PYTHONPATH": str(ROOT)}
+        log = open(state_dir(settings) / "backend.log", "ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "sandbox.backend:app", "--host", "127.0.0.1",
+             "--port", str(settings.sandbox_port), "--no-access-log"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        pid = process.pid
+        _pidfile(settings).write_text(str(pid))
+    url = target_env(settings)["HEALTH_URL"]
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return pid
+        except httpx.TransportError:
+            pass
+        if not _alive(pid):
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"the sandbox backend did not become healthy at {url}; see {state_dir(settings) / 'backend.log'}")
+
+
+def stop_backend(settings: Settings, timeout: float = 10.0) -> bool:
+    """Stop the stand-in backend; True if one was running."""
+    pid = backend_pid(settings)
+    if pid is None:
+        _pidfile(settings).unlink(missing_ok=True)
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _pidfile(settings).unlink(missing_ok=True)
+    return True
+
+
+def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int = 7) -> SandboxStatus:
+    """Database, schema, a first seed if it is empty, and the backend."""
+    from sandbox.seed import seed
+
+    ensure_database(settings)
+    with psycopg.connect(database_url(settings)) as conn:
+        empty = conn.execute("SELECT NOT EXISTS (SELECT FROM users)").fetchone()[0]
+    if empty:
+        seed(database_url(settings), users=users, requests=requests, days=days)
+    start_backend(settings)
+    return status(settings)
+
+
+def down(settings: Settings, purge: bool = False) -> None:
+    """Stop the backend; with purge, also drop the sandbox database and empty its Redis database."""
+    stop_backend(settings)
+    if purge:
+        with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.sandbox_database)))
+        redis.Redis.from_url(redis_url(settings)).flushdb()
+
+
+def status(settings: Settings) -> SandboxStatus:
+    users = reqs = None
+    exists = False
+    try:
+        with psycopg.connect(database_url(settings), connect_timeout=3) as conn:
+            exists = True
+            users, reqs = conn.execute("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM requests)").fetchone()
+    except psycopg.Error:
+        pass
+    url = target_env(settings)["HEALTH_URL"]
+    try:
+        healthy = httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        healthy = False
+    return SandboxStatus(settings.sandbox_database, exists, users, reqs, backend_pid(settings), url, healthy)

@@ -1,0 +1,48 @@
+"""Publishing a report: Prefect artifacts with stable keys, and the audit store's hash chain."""
+
+from __future__ import annotations
+
+import re
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from playground_ops.settings import load_settings
+from tasks.audit import append_report, open_store
+from tasks.report import Report, render_markdown
+from tasks.retry import retrying
+
+
+def artifact_key(*parts: str) -> str:
+    """A stable artifact key (lowercase letters, digits and dashes) so the UI shows each report's history."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")[:120]
+
+
+def _flow_run_id() -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id)
+
+
+@task(**retrying(retries=3, backoff=1, timeout_seconds=120))
+def publish(report: Report) -> Report:
+    """Store the report in the audit store and show it in the Prefect UI; returns it with where it is stored."""
+    settings = load_settings()
+    report = report.model_copy(deep=True)
+    report.flow_run_id = report.flow_run_id or _flow_run_id()
+    if report.finished_at is None:
+        report.finish()
+    report = report.redacted()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), report.flow_run_id)
+    report.stored_at = stored.link
+    key = artifact_key(report.runbook, report.target)
+    create_markdown_artifact(render_markdown(report), key=key,
+                             description=f"{report.runbook} on {report.target}: {report.status.value}")
+    for name, rows in report.tables.items():
+        if rows:
+            create_table_artifact(rows, key=artifact_key(key, name), description=f"{report.runbook}: {name}")
+    create_link_artifact(stored.link, link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
+                         key=artifact_key(key, "audit"), description="The report's copy in the audit store")
+    get_run_logger().info("Report %s (%s) stored at %s", report.runbook, report.status.value, stored.link)
+    return report

@@ -1,0 +1,34 @@
+"""Everything the runbooks ask Redis."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from prefect import task
+from pydantic import SecretStr
+
+from tasks.probes import Probe
+from tasks.retry import retrying
+
+
+def connect(redis_url: SecretStr | str, timeout: float = 5.0) -> redis.Redis:
+    url = redis_url.get_secret_value() if isinstance(redis_url, SecretStr) else redis_url
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
+
+
+@task(**retrying(retries=2, backoff=0.5, timeout_seconds=20))
+def probe_redis(redis_url: SecretStr) -> Probe:
+    """PING, and read used_memory against maxmemory (0 means no limit)."""
+    client = connect(redis_url)
+    try:
+        start = time.perf_counter()
+        client.ping()
+        latency = round((time.perf_counter() - start) * 1000, 1)
+        memory = client.info("memory")
+        server = client.info("server")
+    finally:
+        client.close()
+    return Probe(component="redis", ok=True, latency_ms=latency,
+                 details={"redis_version": server.get("redis_version"), "used_memory": memory.get("used_memory", 0),
+                          "maxmemory": memory.get("maxmemory", 0), "maxmemory_policy": memory.get("maxmemory_policy")})

@@ -1,0 +1,20 @@
+"""Loading the target a runbook works on (settings, targets file, Prefect Secret blocks)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from playground_ops.settings import Settings, Target, get_target, load_settings
+from tasks.retry import retrying
+
+
+@task(**retrying(retries=2, timeout_seconds=30))
+def load_target(name: str | None = None) -> Target:
+    """The target to maintain, with its secrets resolved; fails naming the valid targets if it is unknown."""
+    return get_target(name)
+
+
+@task(**retrying(retries=0, timeout_seconds=10))
+def load_ops_settings() -> Settings:
+    """playground-ops' own settings (audit store, notification block)."""
+    return load_settings()
