@@ -7,10 +7,10 @@ from typing import Any
 from deployments.catalog import DeploymentSpec, load_catalog
 
 
-def _schedule(raw: dict[str, Any]) -> Any:
+def _schedule(raw: dict[str, Any], active: bool = True) -> Any:
     from prefect.schedules import Cron, Interval, RRule
 
-    common = {"timezone": raw.get("timezone", "UTC"), "slug": raw.get("slug"), "active": raw.get("active", True),
+    common = {"timezone": raw.get("timezone", "UTC"), "slug": raw.get("slug"), "active": active and raw.get("active", True),
               "parameters": raw.get("parameters") or {}}
     if "cron" in raw:
         return Cron(raw["cron"], day_or=raw.get("day_or", True), **common)
@@ -32,15 +32,19 @@ def _concurrency(raw: dict[str, Any] | int | None) -> Any:
                                   collision_strategy=ConcurrencyLimitStrategy(raw.get("collision_strategy", "ENQUEUE")))
 
 
-def runner_deployment(spec: DeploymentSpec) -> Any:
+def runner_deployment(spec: DeploymentSpec, schedules: bool = True) -> Any:
     return spec.load_flow().to_deployment(
         name=spec.name, description=spec.description, tags=spec.tags, parameters=spec.parameters,
-        schedules=[_schedule(s) for s in spec.schedules], concurrency_limit=_concurrency(spec.concurrency_limit))
+        schedules=[_schedule(s, active=schedules) for s in spec.schedules],
+        concurrency_limit=_concurrency(spec.concurrency_limit))
 
 
-def serve_all(limit: int | None = None) -> None:
-    """Register every deployment and run their schedules until interrupted; schedules stay active on shutdown."""
+def serve_all(limit: int | None = None, schedules: bool = True) -> None:
+    """Register every deployment and run them until interrupted; schedules stay active on shutdown.
+
+    With schedules=False the deployments are registered with their schedules inactive: on-demand runs only.
+    """
     from prefect import serve
 
-    deployments = [runner_deployment(spec) for spec in load_catalog().values()]
+    deployments = [runner_deployment(spec, schedules) for spec in load_catalog().values()]
     serve(*deployments, pause_on_shutdown=False, limit=limit)

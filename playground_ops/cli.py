@@ -63,12 +63,14 @@ def setup() -> None:
 
 @app.command()
 @bad_input_exits_2
-def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs at once in this process.")) -> None:
+def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs at once in this process."),
+          schedules: bool = typer.Option(True, help="--no-schedules registers the schedules inactive: on demand only.")
+          ) -> None:
     """Run every deployment of prefect.yaml on its schedule, without a work pool, until Ctrl-C."""
     from deployments.serve import serve_all
 
     _settings()
-    serve_all(limit=limit)
+    serve_all(limit=limit, schedules=schedules)
 
 
 def _parse_params(params: list[str], allowed: list[str], runbook: str) -> dict[str, Any]:

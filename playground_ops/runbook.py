@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import inspect
+from contextvars import ContextVar
+from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,6 +14,9 @@ from prefect import flow
 from playground_ops.redact import install_log_redaction, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+RUN_STARTED: ContextVar[datetime | None] = ContextVar("RUN_STARTED", default=None)
 
 
 class RunbookFailed(Exception):
@@ -24,10 +30,12 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             install_log_redaction()
+            RUN_STARTED.set(datetime.now(timezone.utc))
             try:
                 return fn(*args, **kwargs)
             except Exception as exc:
-                _publish_failure(name, kwargs.get("target"), exc)
+                target = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("target")
+                _publish_failure(name, target, exc)
                 raise RunbookFailed(f"{type(exc).__name__}: {redact(str(exc))}") from None
 
         return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]

@@ -12,7 +12,8 @@ from tasks.probes import Probe
 from tasks.retry import PermanentError, TRANSIENT_HTTP, TransientError, retrying
 
 
-@task(**retrying(retries=2, backoff=0.5, timeout_seconds=20))
+# Submitted probes run in worker threads, where Prefect cannot interrupt them: the client's own timeouts bound them.
+@task(**retrying(retries=2, backoff=0.5, timeout_seconds=None))
 def probe_health(url: str, timeout: float = 5.0) -> Probe:
     """GET the service's health endpoint; its status code, latency and body go into the report."""
     start = time.perf_counter()

@@ -20,7 +20,8 @@ def connect(database_url: SecretStr | str, autocommit: bool = True, timeout: int
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout, application_name=APPLICATION_NAME)
 
 
-@task(**retrying(retries=2, backoff=0.5, timeout_seconds=20))
+# Submitted probes run in worker threads, where Prefect cannot interrupt them: the client's own timeouts bound them.
+@task(**retrying(retries=2, backoff=0.5, timeout_seconds=None))
 def probe_database(database_url: SecretStr) -> Probe:
     """Connect, SELECT 1, and read the server version and connections in use against max_connections."""
     start = time.perf_counter()

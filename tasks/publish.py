@@ -7,6 +7,7 @@ import re
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from playground_ops.runbook import RUN_STARTED
 from playground_ops.settings import load_settings
 from tasks.audit import append_report, open_store
 from tasks.report import Report, render_markdown
@@ -30,6 +31,7 @@ def publish(report: Report) -> Report:
     settings = load_settings()
     report = report.model_copy(deep=True)
     report.flow_run_id = report.flow_run_id or _flow_run_id()
+    report.started_at = RUN_STARTED.get() or report.started_at
     if report.finished_at is None:
         report.finish()
     report = report.redacted()

@@ -17,7 +17,8 @@ def connect(redis_url: SecretStr | str, timeout: float = 5.0) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True)
 
 
-@task(**retrying(retries=2, backoff=0.5, timeout_seconds=20))
+# Submitted probes run in worker threads, where Prefect cannot interrupt them: the client's own timeouts bound them.
+@task(**retrying(retries=2, backoff=0.5, timeout_seconds=None))
 def probe_redis(redis_url: SecretStr) -> Probe:
     """PING, and read used_memory against maxmemory (0 means no limit)."""
     client = connect(redis_url)

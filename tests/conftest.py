@@ -1,0 +1,161 @@
+"""One Prefect server, one sandbox and one webhook receiver per test session, all real, all on loopback.
+
+The environment is set here, before anything imports prefect, so every import and every subprocess sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="playground-ops-tests-"))
+PREFECT_PORT = free_port()
+RECEIVER_PORT = free_port()
+WEBHOOK_TOKEN = "hook-token-Zq81xT"  # a secret: it must never show in a log, artifact or report
+ENV = {
+    "PREFECT_HOME": str(SESSION_DIR / "prefect"),
+    "PREFECT_API_URL": f"http://127.0.0.1:{PREFECT_PORT}/api",
+    "PREFECT_UI_URL": f"http://127.0.0.1:{PREFECT_PORT}",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+    "OPS_HOME": str(SESSION_DIR / "ops"),
+    "OPS_SANDBOX_DATABASE": "playground_sandbox_test",
+    "OPS_SANDBOX_REDIS_DB": "14",
+    "OPS_SANDBOX_PORT": str(free_port()),
+    "OPS_WEBHOOK_URL": f"http://127.0.0.1:{RECEIVER_PORT}/hooks/{WEBHOOK_TOKEN}",
+}
+for _name in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
+              "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE"):
+    os.environ.pop(_name, None)
+os.environ.update(ENV)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real `prefect server start` (SQLite) for the whole session."""
+    from playground_ops.local_server import start_server
+
+    api_url, process = start_server(SESSION_DIR / "prefect", port=PREFECT_PORT, ui=False)
+    yield api_url
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def sandbox(prefect_server):
+    """The sandbox up, with a small seed; its target is the default target of this session."""
+    from playground_ops.settings import load_settings
+    from sandbox import manager
+
+    settings = load_settings()
+    manager.down(settings, purge=True)
+    manager.up(settings, users=50, requests=2000, days=3)
+    os.environ.update(manager.target_env(settings))
+    yield load_settings()
+    manager.down(settings, purge=True)
+
+
+class Receiver:
+    """What the local webhook receiver got: one dict per notification."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def all(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line)["payload"] for line in self.path.read_text().splitlines() if line.strip()]
+
+    def matching(self, text: str) -> list[dict]:
+        return [n for n in self.all() if text in json.dumps(n)]
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.matching(text)
+            if len(found) >= count:
+                return found
+            time.sleep(0.5)
+        return self.matching(text)
+
+
+@pytest.fixture(scope="session")
+def receiver():
+    from sandbox.receiver import make_server
+
+    server = make_server(RECEIVER_PORT, SESSION_DIR / "notifications.jsonl")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Receiver(SESSION_DIR / "notifications.jsonl")
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ops(sandbox, receiver):
+    """`playground-ops setup` done against the session's server: notification block and failure automation exist."""
+    from deployments.setup import setup
+    from playground_ops.settings import load_settings
+
+    setup(load_settings())
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def served(ops):
+    """`playground-ops serve` running in a subprocess, every deployment registered; schedules inactive so that
+    no scheduled run collides with the runs a test starts."""
+    from deployments.catalog import load_catalog
+    from playground_ops.cli import _wait_for_deployments
+
+    log = open(SESSION_DIR / "serve.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "playground_ops.cli", "serve", "--no-schedules"], env=os.environ.copy(),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_for_deployments([s.full_name for s in load_catalog().values()])
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the `playground-ops` command as an operator would."""
+    return subprocess.run([sys.executable, "-m", "playground_ops.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def flow_run_logs(flow_run_id: str) -> str:
+    """Every log line the Prefect server holds for a flow run."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    time.sleep(1.5)  # logs reach the API in batches
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
+    return "\n".join(log.message for log in logs)
+
+
+def flow_run_artifacts(flow_run_id: str) -> list:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))

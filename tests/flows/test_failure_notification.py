@@ -1,0 +1,47 @@
+"""A runbook run that fails notifies exactly once, through the automation `setup` created, on a real server."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import WEBHOOK_TOKEN, cli
+
+
+def test_each_failed_run_sends_exactly_one_notification_naming_runbook_deployment_target_and_link(served, receiver):
+    from prefect.deployments import run_deployment
+
+    runs = [run_deployment("health-check/health-check", parameters={"target": f"no-such-target-{i}"}, timeout=300)
+            for i in range(2)]
+    assert [r.state.type.value for r in runs] == ["FAILED", "FAILED"]
+    for i, run in enumerate(runs):
+        got = receiver.wait_for(f"no-such-target-{i}", timeout=90)
+        assert len(got) == 1, got
+        body, subject = got[0]["body"], got[0]["subject"]
+        assert "[FAILED] runbook health-check on no-such-target-" in subject
+        assert "Deployment: health-check" in body
+        assert "target: expected one of sandbox" in body  # the state message says what was wrong
+        assert f"/runs/flow-run/{run.id}" in body
+    # and nothing more arrives for them later
+    assert len(receiver.wait_for("no-such-target-0", count=2, timeout=5)) == 1
+    assert WEBHOOK_TOKEN not in json.dumps(receiver.all())
+
+
+def test_failed_run_still_leaves_a_failed_report_in_the_audit_store(served):
+    from prefect.deployments import run_deployment
+
+    from playground_ops.cli import stored_report_for
+
+    run = run_deployment("health-check/health-check", parameters={"target": "ghost"}, timeout=300)
+    assert run.state.type.value == "FAILED"
+    link = stored_report_for(str(run.id))
+    assert link is not None and "/health-check/ghost/" in link
+    report = json.loads(open(link.removeprefix("file://")).read())
+    assert report["status"] == "failed"
+    assert "target: expected one of sandbox" in report["findings"][0]["message"]
+
+
+def test_run_command_triggers_waits_and_prints_state_and_report(served):
+    result = cli("run", "health-check")
+    assert result.returncode == 0, result.stderr
+    assert "health-check on sandbox: Completed" in result.stdout
+    assert "report: file://" in result.stdout

@@ -1,0 +1,106 @@
+"""health-check end to end: real backend, database, Redis and Prefect server; the backend is stopped to cause trouble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WEBHOOK_TOKEN, flow_run_artifacts, flow_run_logs
+
+
+@pytest.fixture
+def fresh_state(ops):
+    from prefect.variables import Variable
+
+    from tasks.run_state import state_name
+
+    Variable.unset(state_name("health-check", "sandbox"))
+    yield ops
+
+
+def run_check():
+    from flows.health_check import health_check
+
+    return health_check()
+
+
+def test_healthy_sandbox_reports_ok_with_probe_figures(fresh_state):
+    report = run_check()
+    assert report.status.value == "ok"
+    assert {row["component"]: row["ok"] for row in report.tables["probes"]} == {
+        "service": True, "database": True, "redis": True}
+    assert report.figures["database_connections_in_use"] >= 1
+    stored = json.loads(Path(report.stored_at.removeprefix("file://")).read_text())
+    assert stored["status"] == "ok" and stored["chain"]["sequence"] >= 1
+    keys = {a.key for a in flow_run_artifacts(report.flow_run_id)}
+    assert {"health-check-sandbox", "health-check-sandbox-probes", "health-check-sandbox-audit"} <= keys
+
+
+def test_service_down_is_critical_only_on_second_failure_and_notifies_once_each_way(fresh_state, receiver):
+    from sandbox import manager
+
+    settings = fresh_state
+    before = len(receiver.matching("health-check on sandbox"))
+    assert run_check().status.value == "ok"
+    manager.stop_backend(settings)
+    try:
+        first = run_check()
+        assert first.status.value == "warning"
+        assert any("failed this check" in f.message for f in first.findings)
+        assert len(receiver.matching("health-check on sandbox")) == before
+
+        second = run_check()
+        assert second.status.value == "critical"
+        assert any("failed 2 consecutive checks" in f.message for f in second.findings)
+        critical = receiver.wait_for("[CRITICAL] health-check on sandbox")
+        assert len(critical) == 1
+
+        third = run_check()
+        assert third.status.value == "critical"
+        assert len(receiver.matching("[CRITICAL] health-check on sandbox")) == 1
+    finally:
+        manager.start_backend(settings)
+    recovered = run_check()
+    assert recovered.status.value == "ok"
+    assert len(receiver.wait_for("[RESOLVED] health-check on sandbox")) == 1
+    assert len(receiver.matching("[CRITICAL] health-check on sandbox")) == 1
+    assert run_check().status.value == "ok"
+    assert len(receiver.matching("health-check on sandbox")) == before + 2
+
+
+def test_state_survives_a_new_process(fresh_state, tmp_path):
+    """The memory of the previous check lives in the Prefect server, not in the process that ran it."""
+    import subprocess
+    import sys
+
+    from sandbox import manager
+
+    manager.stop_backend(fresh_state)
+    try:
+        code = "from flows.health_check import health_check; print(health_check().status.value)"
+        statuses = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+                    .stdout.strip().splitlines()[-1] for _ in range(2)]
+    finally:
+        manager.start_backend(fresh_state)
+    assert statuses == ["warning", "critical"]
+    assert run_check().status.value == "ok"
+
+
+def test_no_secret_in_logs_artifacts_or_stored_reports(fresh_state):
+    from prefect.artifacts import Artifact
+
+    from sandbox.manager import SANDBOX_DB_PASSWORD
+
+    report = run_check()
+    texts = [flow_run_logs(report.flow_run_id)]
+    texts += [json.dumps(a.data) + (a.description or "") for a in flow_run_artifacts(report.flow_run_id)]
+    stored = Path(report.stored_at.removeprefix("file://"))
+    texts += [p.read_text() for p in stored.parent.glob(f"{report.flow_run_id}.*")]
+    texts.append(report.model_dump_json())
+    assert "Report health-check" in texts[0]  # the logs were really read
+    for text in texts:
+        assert SANDBOX_DB_PASSWORD not in text
+        assert WEBHOOK_TOKEN not in text
+    assert Artifact.get("health-check-sandbox") is not None
