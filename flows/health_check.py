@@ -27,7 +27,8 @@ def health_check(target: str | None = None) -> Report:
     results = [probe_outcome(component, future) for component, future in probes.items()]
     previous = read_run_state("health-check", t.name)
     health = assess_health(results, previous)
-    write_run_state("health-check", t.name, health.state)
+    if health.state != previous:
+        write_run_state("health-check", t.name, health.state)
     if health.transition:
         subject, body = notification_text("health-check", t.name, health, flow_run.ui_url)
         send_notification(subject, body, load_ops_settings().notification_block)

@@ -141,47 +141,50 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     from tasks.report import markdown_table
 
     settings = _settings()
+    started: list[subprocess.Popen] = []
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not os.environ.get("PREFECT_API_URL"):
-        api_url, _ = start_server(settings.ops_home / "prefect", port=port)
+        api_url, process = start_server(settings.ops_home / "prefect", port=port)
         os.environ["PREFECT_API_URL"] = api_url
+        os.environ.setdefault("PREFECT_UI_URL", api_url.removesuffix("/api"))
+        started += [process] if process else []
     typer.echo(f"Prefect API: {os.environ['PREFECT_API_URL']}")
+    backend_was_up = manager.backend_pid(settings) is not None
     status = manager.up(settings)
     typer.echo(f"sandbox: {status.users} users, {status.requests} requests, backend {status.backend_url}")
     os.environ.update(manager.target_env(settings))
-    os.environ.setdefault("OPS_TARGETS_FILE", "")
-    if not os.environ["OPS_TARGETS_FILE"]:
-        del os.environ["OPS_TARGETS_FILE"]
-    receiver = None
+    os.environ.pop("OPS_TARGETS_FILE", None)
     if not (settings.webhook_url or settings.slack_webhook_url):
-        receiver = _start_demo_receiver(settings)
+        started.append(_start_demo_receiver(settings))
     settings = _settings()
     result = run_setup(settings)
     typer.echo(f"setup: {len(result.created)} created, {len(result.updated)} updated, {len(result.unchanged)} unchanged")
 
-    server = subprocess.Popen([sys.executable, "-m", "playground_ops.cli", "serve"], env=os.environ.copy(),
-                              start_new_session=True)
+    log = open(settings.ops_home / "serve.log", "ab")
+    started.append(subprocess.Popen([sys.executable, "-m", "playground_ops.cli", "serve"], env=os.environ.copy(),
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     try:
         catalog = load_catalog()
         _wait_for_deployments([spec.full_name for spec in catalog.values()])
         rows, failed = [], False
         for spec in catalog.values():
-            started = time.perf_counter()
+            began = time.perf_counter()
             state, report = trigger_and_wait(spec.full_name, {}, timeout=1800)
             failed |= state != "Completed"
-            rows.append({"runbook": spec.name, "state": state, "duration_s": round(time.perf_counter() - started, 1),
+            rows.append({"runbook": spec.name, "state": state, "duration_s": round(time.perf_counter() - began, 1),
                          "report": report or ""})
         typer.echo(markdown_table(rows))
         ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         typer.echo(f"\nPrefect UI: {ui}  (runs, artifacts and the audit links are there)")
         if once:
             raise typer.Exit(1 if failed else 0)
-        typer.echo("Serving the schedules; Ctrl-C to stop.")
-        server.wait()
+        typer.echo(f"Serving the schedules (log: {settings.ops_home / 'serve.log'}); Ctrl-C to stop.")
+        started[-1].wait()
     finally:
-        _stop(server)
-        if receiver is not None:
-            _stop(receiver)
+        for process in reversed(started):  # what the demo started, it stops
+            _stop(process)
+        if not backend_was_up:
+            manager.stop_backend(settings)
 
 
 def _wait_for_deployments(names: list[str], timeout: float = 180) -> None:

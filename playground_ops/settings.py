@@ -137,7 +137,8 @@ class Target(BaseModel):
 class Settings(BaseSettings):
     """playground-ops' settings. Environment variables win over `.env`."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+                                      env_ignore_empty=True)
 
     # The single default target, when no targets file is given (the guide's names).
     target_name: str = Field("production", validation_alias="TARGET_NAME")

@@ -58,8 +58,8 @@ def _requests(rng: np.random.Generator, n: int, users: int, end: datetime, days:
     hours = rng.choice(24, n, p=hour_p / hour_p.sum())
     seconds = rng.integers(0, days, n) * 86400 + hours * 3600 + rng.uniform(0, 3600, n)
     seconds.sort()
-    start = end - timedelta(days=days)
-    created = pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s")
+    start = np.datetime64(end.replace(tzinfo=None) - timedelta(days=days), "us")
+    created = np.datetime_as_string(start + (seconds * 1e6).astype("timedelta64[us]"), unit="us")  # UTC: see _copy
     endpoint = rng.choice(ENDPOINTS, n, p=ENDPOINT_P)
     model = np.where(endpoint == "/api/models", "", rng.choice(MODELS, n, p=MODEL_P))
     status = np.full(n, 200, dtype=np.int16)
@@ -75,10 +75,10 @@ def _requests(rng: np.random.Generator, n: int, users: int, end: datetime, days:
     latency = (base * rng.lognormal(0, 0.6, n)).astype(np.int64)
     latency[error_type == "upstream_timeout"] = 30000
     tokens = np.where((status == 200) & (endpoint != "/api/models"), rng.lognormal(6, 1, n).astype(np.int64), 0)
-    ip = (pd.Series(user_id % 250 + 1).astype(str).radd("203.0.") + "." + pd.Series(user_id // 250 % 250 + 1).astype(str))
+    ips = np.array([f"203.0.{u % 250 + 1}.{u // 250 % 250 + 1}" for u in range(users + 1)], dtype=object)
     return pd.DataFrame({"user_id": user_id, "endpoint": endpoint, "model": model, "status_code": status,
-                         "latency_ms": latency, "tokens": tokens, "client_ip": ip.to_numpy(),
-                         "error_type": error_type, "created_at": created.astype(str)})
+                         "latency_ms": latency, "tokens": tokens, "client_ip": ips[user_id],
+                         "error_type": error_type, "created_at": created})
 
 
 def _copy(conn: psycopg.Connection, table: str, df: pd.DataFrame) -> None:
@@ -103,6 +103,7 @@ def seed(database_url: str, users: int = 200, requests: int = 20_000, days: int 
     user_rows = _users(rng, users, end, days)
     with psycopg.connect(database_url) as conn:
         conn.execute("SET synchronous_commit = off")
+        conn.execute("SET TIME ZONE 'UTC'")  # the generated timestamps are UTC without an offset
         conn.execute("TRUNCATE requests, users RESTART IDENTITY")
         for statement in SECONDARY["drop"]:
             conn.execute(statement)

@@ -65,7 +65,7 @@ def assess_health(probes: list[Probe], previous: dict[str, Any], now: datetime |
     elif status != Status.CRITICAL and was_critical:
         transition = "recovered"
     since = previous.get("since") if previous.get("status") == status.value else now.isoformat()
-    state = {"status": status.value, "since": since, "checked_at": now.isoformat(), "consecutive_failures": streaks}
+    state = {"status": status.value, "since": since, "consecutive_failures": streaks}
     return HealthAssessment(status, findings, state, transition, figures, table)
 
 

@@ -1,0 +1,51 @@
+"""Shared by the benchmarks: an isolated environment, a Prefect server, and ratio printing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import tempfile
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(name: str) -> Path:
+    """Point OPS_* at a scratch home and a bench-only sandbox database, before prefect is imported."""
+    home = Path(tempfile.mkdtemp(prefix=f"playground-ops-bench-{name}-"))
+    os.environ.update({"OPS_HOME": str(home / "ops"), "OPS_SANDBOX_DATABASE": f"playground_sandbox_bench",
+                       "OPS_SANDBOX_REDIS_DB": "12", "OPS_SANDBOX_PORT": str(free_port()),
+                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+    for var in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "OPS_WEBHOOK_URL", "OPS_SLACK_WEBHOOK_URL"):
+        os.environ.pop(var, None)
+    return home
+
+
+def ensure_prefect(home: Path):
+    """Use PREFECT_API_URL if it names a server, else start one for the benchmark; returns the process started."""
+    from playground_ops.local_server import start_server
+
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    api_url, process = start_server(home / "prefect", port=free_port(), ui=False)
+    os.environ["PREFECT_API_URL"] = api_url
+    return process
+
+
+def row(name: str, measured: float, baseline: float, unit: str, baseline_name: str) -> str:
+    ratio = measured / baseline if baseline else float("nan")
+    return f"| {name} | {measured:.3f} {unit} | {baseline_name} {baseline:.3f} {unit} | {ratio:.2f}x |"
+
+
+def header() -> str:
+    return "| measurement | measured | baseline | ratio (measured / baseline) |\n|---|---|---|---|"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

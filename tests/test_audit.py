@@ -1,0 +1,141 @@
+"""The audit store: hash-chained reports that verify names any changed, removed or inserted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.audit import LocalStore, ObjectExists, append_report, canonical_json, sha256, verify_store
+from tasks.report import Report, render_markdown
+from tests.conftest import cli, free_port
+
+
+def store_reports(store, n: int, runbook: str = "health-check", target: str = "prod") -> list[str]:
+    keys = []
+    for i in range(n):
+        report = Report(runbook=runbook, target=target, summary=f"run {i}")
+        report.add("info", f"finding {i}")
+        stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), f"run-{i:03d}")
+        keys.append(stored.key)
+    return keys
+
+
+def problems(store) -> list[tuple[str, str]]:
+    return [(p.kind, p.key) for check in verify_store(store) for p in check.problems]
+
+
+def writable(path: Path) -> Path:
+    path.chmod(0o644)
+    return path
+
+
+def test_intact_chain_verifies(tmp_path):
+    store = LocalStore(tmp_path)
+    keys = store_reports(store, 4)
+    assert problems(store) == []
+    bodies = [json.loads(store.get(k)) for k in keys]
+    assert [b["chain"]["sequence"] for b in bodies] == [1, 2, 3, 4]
+    assert bodies[2]["chain"]["previous_sha256"] == sha256(store.get(keys[1]))
+    assert store.get(keys[0].replace(".json", ".md")).decode().startswith("# ")
+
+
+def test_changed_report_is_named_even_when_its_hash_file_is_rewritten_too(tmp_path):
+    store = LocalStore(tmp_path)
+    keys = store_reports(store, 4)
+    body = json.loads(store.get(keys[1]))
+    body["status"] = "ok"
+    body["findings"] = []
+    data = canonical_json(body)
+    writable(tmp_path / keys[1]).write_bytes(data)
+    assert ("changed", keys[1]) in problems(store)
+    writable(tmp_path / keys[1].replace(".json", ".sha256")).write_text(sha256(data) + "\n")
+    assert problems(store) == [("changed", keys[1])]
+
+
+def test_removed_report_is_named(tmp_path):
+    store = LocalStore(tmp_path)
+    keys = store_reports(store, 4)
+    (tmp_path / keys[2]).unlink()
+    assert problems(store) == [("removed", keys[2])]
+
+
+def test_inserted_report_is_named(tmp_path):
+    store = LocalStore(tmp_path)
+    keys = store_reports(store, 4)
+    forged = dict(json.loads(store.get(keys[1])), summary="forged", flow_run_id="run-forged")
+    forged["chain"] = {"sequence": 3, "previous_key": keys[1], "previous_sha256": sha256(store.get(keys[1]))}
+    data = canonical_json(forged)
+    key = keys[1].rsplit("/", 1)[0] + "/run-forged.json"
+    store.put_new(key, data, "application/json")
+    store.put_new(key.replace(".json", ".sha256"), sha256(data).encode(), "text/plain")
+    assert problems(store) == [("inserted", key)]
+
+
+def test_reports_are_never_overwritten_and_a_retried_store_does_not_chain_twice(tmp_path):
+    store = LocalStore(tmp_path)
+    keys = store_reports(store, 1)
+    with pytest.raises(ObjectExists):
+        store.put_new(keys[0], b"{}", "application/json")
+    report = Report(runbook="health-check", target="prod")
+    first = append_report(store, report.model_dump(mode="json"), "md", "run-x")
+    again = append_report(store, report.model_dump(mode="json"), "md", "run-x")
+    assert first.key == again.key and first.sha256 == again.sha256
+    assert len([k for k in store.list() if k.endswith(".json")]) == 2
+
+
+def test_verify_command_exits_1_naming_the_changed_report(tmp_path):
+    keys = store_reports(LocalStore(tmp_path), 3)
+    ok = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert ok.returncode == 0 and "health-check/prod: 3 reports, ok" in ok.stdout
+    writable(tmp_path / keys[0]).write_text("{}")
+    bad = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert bad.returncode == 1
+    assert f"changed: {keys[0]}" in bad.stdout
+    listed = cli("audit", "list", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert listed.stdout.split() == keys
+    shown = cli("audit", "show", keys[1], env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert "health-check on prod" in shown.stdout
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto in server mode: a real S3-compatible HTTP endpoint on loopback."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    for _ in range(100):
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    yield url
+    process.terminate()
+
+
+def test_s3_store_encrypts_chains_and_never_overwrites(s3_endpoint):
+    import boto3
+
+    from tasks.audit import open_store
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="ops-audit")
+    store = open_store("s3://ops-audit/reports", endpoint_url=s3_endpoint)
+    keys = store_reports(store, 3)
+    assert problems(store) == []
+    head = store.client.head_object(Bucket="ops-audit", Key=f"reports/{keys[0]}")
+    assert head["ServerSideEncryption"] == "AES256"
+    with pytest.raises(ObjectExists):
+        store.put_new(keys[0], b"{}", "application/json")
+    assert json.loads(store.get(keys[0]))["summary"] == "run 0"

@@ -1,0 +1,25 @@
+"""`playground-ops demo --once` from scratch: its own Prefect server, its own sandbox, every runbook once."""
+
+from __future__ import annotations
+
+import os
+
+from tests.conftest import SESSION_DIR, cli, free_port
+
+
+def test_demo_once_runs_every_runbook_and_exits_0():
+    from deployments.catalog import load_catalog
+
+    env = {"PREFECT_API_URL": "", "PREFECT_HOME": str(SESSION_DIR / "demo-prefect"),
+           "OPS_HOME": str(SESSION_DIR / "demo-ops"), "OPS_SANDBOX_DATABASE": "playground_sandbox_demo",
+           "OPS_SANDBOX_REDIS_DB": "13", "OPS_SANDBOX_PORT": str(free_port()), "OPS_WEBHOOK_URL": ""}
+    result = cli("demo", "--once", "--port", str(free_port()), env=env, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for name in load_catalog():
+        assert f"| {name} | Completed |" in result.stdout
+    assert "Prefect UI: http://127.0.0.1:" in result.stdout
+    assert (SESSION_DIR / "demo-ops" / "audit" / "health-check" / "sandbox").is_dir()
+    with __import__("psycopg").connect(os.environ.get("OPS_SANDBOX_ADMIN_URL",
+                                                      "postgresql://postgres@127.0.0.1:5432/postgres"),
+                                       autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS playground_sandbox_demo WITH (FORCE)")
