@@ -30,3 +30,26 @@ def test_notification_block_keeps_the_webhook_url_secret(ops):
         block = next(b for b in client.read_block_documents(include_secrets=False)
                      if b.name == "playground-ops-notifications")
         assert WEBHOOK_TOKEN not in str(block.data)  # what the UI and API show: obfuscated
+
+
+def test_targets_file_reads_secrets_from_prefect_secret_blocks(ops, tmp_path, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from playground_ops.settings import get_target
+
+    Secret(value="postgresql://app:blockpw-5521@db.internal:5432/app").save("prod-db-url", overwrite=True)
+    f = tmp_path / "targets.yaml"
+    f.write_text("targets:\n  - name: prod\n    health_url: https://x/health\n    database_url: {secret: prod-db-url}\n"
+                 "    redis_url: redis://h:6379/0\n  - name: other\n    health_url: https://y/health\n"
+                 "    database_url: {secret: no-such-block}\n    redis_url: redis://h:6379/0\n")
+    monkeypatch.setenv("OPS_TARGETS_FILE", str(f))
+    from playground_ops.errors import ConfigError
+
+    import pytest
+
+    with pytest.raises(ConfigError, match=r"targets\[1\] \(other\)\.database_url: expected a Prefect Secret block named 'no-such-block'"):
+        get_target("prod")
+    f.write_text(f.read_text().split("  - name: other")[0])
+    target = get_target("prod")
+    assert target.database_name == "app"
+    assert "blockpw-5521" not in str(target) and "blockpw-5521" not in str(target.describe())
