@@ -1,0 +1,131 @@
+"""Streaming transforms of backup bytes (pure CPU, no I/O): zstd compression and AES-256-GCM client-side encryption.
+
+Encrypted format ("POPSENC1"): an 8-byte magic, a random 8-byte nonce prefix, then segments, each a 4-byte big-endian
+length and an AES-256-GCM ciphertext of up to 1 MiB of plaintext with its tag. Each segment's nonce is the prefix and
+its 4-byte index; its associated data says whether it is the last, so truncation and reordering are detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+
+import zstandard
+
+MAGIC = b"POPSENC1"
+SEGMENT = 1024 * 1024
+
+
+class IntegrityError(ValueError):
+    """The bytes are not what was written: decompression or decryption failed its checksum."""
+
+
+def compress(chunks: Iterable[bytes], level: int = 1, threads: int = 1) -> Iterator[bytes]:
+    """zstd frames with content checksums, so a flipped byte fails decompression."""
+    cobj = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=threads).compressobj()
+    for chunk in chunks:
+        out = cobj.compress(chunk)
+        if out:
+            yield out
+    yield cobj.flush()
+
+
+def decompress(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        for chunk in chunks:
+            out = dobj.decompress(chunk)
+            if out:
+                yield out
+        if not dobj.eof:
+            raise IntegrityError("the compressed stream is truncated (zstd frame incomplete)")
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"decompression failed: {exc}") from None
+
+
+def _aead(key: bytes):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if len(key) != 32:
+        raise ValueError("the backup encryption key must be 32 bytes (base64 of 32 random bytes)")
+    return AESGCM(key)
+
+
+def encrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
+    aead = _aead(key)
+    prefix = os.urandom(8)
+    yield MAGIC + prefix
+    index = 0
+    pending = bytearray()
+
+    def seal(data: bytes, last: bool) -> bytes:
+        sealed = aead.encrypt(prefix + index.to_bytes(4, "big"), data, b"last" if last else b"more")
+        return len(sealed).to_bytes(4, "big") + sealed
+
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) > SEGMENT:  # keep at least one byte back so the last segment is marked as such
+            yield seal(bytes(pending[:SEGMENT]), False)
+            del pending[:SEGMENT]
+            index += 1
+    yield seal(bytes(pending), True)
+
+
+def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
+    from cryptography.exceptions import InvalidTag
+
+    aead = _aead(key)
+    buf = bytearray()
+    prefix = None
+    index = 0
+    finished = False
+    for chunk in chunks:
+        buf += chunk
+        if prefix is None:
+            if len(buf) < 16:
+                continue
+            if bytes(buf[:8]) != MAGIC:
+                raise IntegrityError("not an encrypted playground-ops archive (bad magic)")
+            prefix = bytes(buf[8:16])
+            del buf[:16]
+        while len(buf) >= 4:
+            n = int.from_bytes(buf[:4], "big")
+            if len(buf) < 4 + n:
+                break
+            sealed = bytes(buf[4:4 + n])
+            del buf[:4 + n]
+            if finished:
+                raise IntegrityError("data after the last encrypted segment")
+            nonce = prefix + index.to_bytes(4, "big")
+            try:
+                plain = aead.decrypt(nonce, sealed, b"more")
+            except InvalidTag:
+                try:
+                    plain = aead.decrypt(nonce, sealed, b"last")
+                    finished = True
+                except InvalidTag:
+                    raise IntegrityError(f"encrypted segment {index} failed authentication") from None
+            index += 1
+            yield plain
+    if not finished or buf:
+        raise IntegrityError("the encrypted stream is truncated (no final segment)")
+
+
+class Hashed:
+    """Pass chunks through while counting and hashing them (SHA-256)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks = chunks
+        self.size = 0
+        self._sha = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            self._sha.update(chunk)
+            yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
