@@ -1,6 +1,5 @@
 """health-check: the guide's 'Service health checks (every 5 minutes)', with database and Redis monitoring."""
 
-from __future__ import annotations
 
 from prefect.runtime import flow_run
 

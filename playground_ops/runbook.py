@@ -23,6 +23,10 @@ class RunbookFailed(Exception):
     """A runbook could not do its job; the message names why, with every secret blanked."""
 
 
+class FindingsFailRun(Exception):
+    """The runbook published its report and must now end Failed (so operators are notified): nothing more to report."""
+
+
 def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
     """Declare a runbook: a flow named after the guide's procedure whose failures are reported and stored, then raised."""
 
@@ -33,6 +37,8 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
             RUN_STARTED.set(datetime.now(timezone.utc))
             try:
                 return fn(*args, **kwargs)
+            except FindingsFailRun as exc:
+                raise RunbookFailed(redact(str(exc))) from None
             except Exception as exc:
                 target = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("target")
                 _publish_failure(name, target, exc)

@@ -64,6 +64,11 @@ class AppSchema(BaseModel):
             raise ValueError(f"app_schema.{info.field_name}: expected a SQL identifier such as 'requests' (got {value!r})")
         return value
 
+    def smoke_queries(self) -> dict[str, str]:
+        """The guide's backup verification queries: the counts of users and requests."""
+        return {f"{self.users}_count": f"SELECT count(*) FROM {self.users}",
+                f"{self.requests}_count": f"SELECT count(*) FROM {self.requests}"}
+
 
 class Platform(BaseModel):
     """The hosting platform's API for this target (Render, or the sandbox's stand-in of it)."""
@@ -160,6 +165,9 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = Field(None, validation_alias="OPS_SLACK_WEBHOOK_URL")
     notification_block: str = Field("playground-ops-notifications", validation_alias="OPS_NOTIFICATION_BLOCK")
     work_pool: str = Field("playground-ops", validation_alias="OPS_WORK_POOL")
+    backup_url: str | None = Field(None, validation_alias="OPS_BACKUP_URL")
+    backup_encryption_secret: str | None = Field(None, validation_alias="OPS_BACKUP_ENCRYPTION_SECRET")
+    verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
 
     # the sandbox
     sandbox_admin_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="OPS_SANDBOX_ADMIN_URL")
@@ -168,11 +176,18 @@ class Settings(BaseSettings):
     sandbox_redis_db: int = Field(15, ge=0, le=15, validation_alias="OPS_SANDBOX_REDIS_DB")
     sandbox_port: int = Field(8787, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PORT")
 
-    @field_validator("audit_url")
+    @field_validator("audit_url", "backup_url")
     @classmethod
-    def _audit(cls, value: str | None) -> str | None:
+    def _store_url(cls, value: str | None) -> str | None:
         if value and value.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
-            raise ValueError(f"expected {EXPECTED['OPS_AUDIT_URL']}")
+            raise ValueError("expected a directory path or s3://bucket/prefix")
+        return value
+
+    @field_validator("verify_database_url")
+    @classmethod
+    def _verify_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^postgres(ql)?://[^/\s]*/[^/\s?]+", value.get_secret_value()):
+            raise ValueError(f"expected {EXPECTED['DATABASE_URL']}")
         return value
 
     @field_validator("webhook_url", "slack_webhook_url")
@@ -190,6 +205,10 @@ class Settings(BaseSettings):
     def audit_location(self) -> str:
         return self.audit_url or str(self.ops_home / "audit")
 
+    @property
+    def backup_location(self) -> str:
+        return self.backup_url or str(self.ops_home / "backups")
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; a malformed one is a ConfigError naming it and the expected form."""
@@ -198,7 +217,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise _config_error(exc, source="environment") from None
     for secret in (settings.database_url, settings.redis_url, settings.jwt_secret, settings.render_api_key,
-                   settings.webhook_url, settings.slack_webhook_url):
+                   settings.webhook_url, settings.slack_webhook_url, settings.verify_database_url):
         if secret is not None:
             register_secret(secret.get_secret_value())
     return settings

@@ -200,6 +200,7 @@ class ArchiveReader:
             if block not in (BLK_DATA, BLK_BLOBS):
                 raise ArchiveFormatError(f"unexpected block type {block}")
             self._chunk_left = 0
+            return True  # each step commits what it read: a later _NeedMore rewinds only to here
         if self._chunk_left == 0:
             length = self._int()
             if length == 0:
@@ -208,6 +209,7 @@ class ArchiveReader:
                 self._current, self._held = None, b""
                 return True
             self._chunk_left = length
+            return True
         available = len(self._buf) - self._pos
         if available == 0:
             raise _NeedMore

@@ -37,3 +37,140 @@ def probe_database(database_url: SecretStr) -> Probe:
     return Probe(component="database", ok=True, latency_ms=latency,
                  details={"server_version": version, "connections_in_use": in_use, "max_connections": max_conn,
                           "reserved_connections": reserved})
+
+
+def server_major(database_url: SecretStr | str) -> tuple[int, str]:
+    """The server's major version and full version string."""
+    with connect(database_url) as conn:
+        num, text = conn.execute("SELECT current_setting('server_version_num')::int, current_setting('server_version')").fetchone()
+    return num // 10000, text
+
+
+USER_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_table_size(c.oid) AS bytes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+ORDER BY 1
+"""
+
+
+class Snapshot:
+    """A REPEATABLE READ transaction that exported its snapshot: pg_dump --snapshot reads exactly what it sees.
+
+    Row counts taken here describe the archive, however much the application writes meanwhile. Keep it open until
+    the dump has finished.
+    """
+
+    def __init__(self, database_url: SecretStr | str):
+        self.conn = connect(database_url, autocommit=False, timeout=10)
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self.id, self.taken_at = self.conn.execute("SELECT pg_export_snapshot(), now()").fetchone()
+
+    def tables(self) -> dict[str, int]:
+        """Every user table and its size in bytes, as of the snapshot."""
+        return {name: size for name, size in self.conn.execute(USER_TABLES).fetchall()}
+
+    def row_counts(self, tables: list[str]) -> dict[str, int]:
+        counts = {}
+        for name in tables:
+            counts[name] = self.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # names from format('%I')
+        return counts
+
+    def close(self) -> None:
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+
+
+SCRATCH_COMMENT = "playground-ops scratch database of flow run {run_id}"
+
+
+def create_scratch_database(admin_url: SecretStr | str, name: str, run_id: str) -> None:
+    """Create an empty database for a restore, labelled with the run that owns it."""
+    from psycopg import sql
+
+    with connect(admin_url) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(name), sql.Literal(SCRATCH_COMMENT.format(run_id=run_id))))
+
+
+def drop_scratch_database(admin_url: SecretStr | str, name: str, run_id: str) -> bool:
+    """Drop a scratch database only if its label says this run created it; True if dropped."""
+    from psycopg import sql
+
+    with connect(admin_url) as conn:
+        row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                           (name,)).fetchone()
+        if row is None:
+            return False
+        if row[0] != SCRATCH_COMMENT.format(run_id=run_id):
+            raise PermissionError(f"refusing to drop database {name}: it was not created by run {run_id}")
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    return True
+
+
+def database_exists(admin_url: SecretStr | str, name: str) -> bool:
+    with connect(admin_url) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def copy_sha256(database_url: SecretStr | str, database: str, copy_stmt: str) -> tuple[int, str]:
+    """Rows and SHA-256 of a table's COPY text, with pg_dump's session settings, to compare with the archive's."""
+    import hashlib
+
+    from psycopg.conninfo import make_conninfo
+
+    url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    statement = copy_stmt.strip().removesuffix(";").replace(" FROM stdin", " TO STDOUT")
+    sha, rows = hashlib.sha256(), 0
+    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=True,
+                         application_name=APPLICATION_NAME) as conn:
+        conn.execute("SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; "
+                     "SET synchronize_seqscans = off; SET search_path = ''")
+        with conn.cursor().copy(statement) as copy:
+            for chunk in copy:
+                sha.update(chunk)
+                rows += bytes(chunk).count(b"\n")
+    return rows, sha.hexdigest()
+
+
+def run_queries(database_url: SecretStr | str, database: str, queries: dict[str, str]) -> dict[str, object]:
+    """Run read-only queries (smoke checks) and return each first value."""
+    from psycopg.conninfo import make_conninfo
+
+    url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    results = {}
+    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=False,
+                         application_name=APPLICATION_NAME) as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute("SET statement_timeout = '60s'")
+        for name, query in queries.items():
+            results[name] = conn.execute(query).fetchone()[0]
+    return results
+
+
+def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, backup_id: str) -> str | None:
+    """Rename `restored` (created by run_id) to `database`; an existing `database` is renamed aside, not dropped.
+    Returns the name the replaced database now has, if there was one."""
+    from datetime import datetime, timezone
+
+    from psycopg import sql
+
+    replaced = None
+    with connect(server) as conn:
+        label = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                             (restored,)).fetchone()
+        if label is None or label[0] != SCRATCH_COMMENT.format(run_id=run_id):
+            raise PermissionError(f"refusing to rename {restored}: it was not created by run {run_id}")
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+            replaced = f"{database}_replaced_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"[:63]
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                         "AND pid <> pg_backend_pid()", (database,))
+            conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(database), sql.Identifier(replaced)))
+        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(database)))
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+            sql.Identifier(database), sql.Literal(f"restored by playground-ops run {run_id} from backup {backup_id}")))
+    return replaced

@@ -1,0 +1,66 @@
+"""verify-backup: the guide's backup verification, as a ladder that stops at the first failed rung."""
+
+
+from typing import Annotated, Literal
+
+from prefect.runtime import flow_run
+from pydantic import Field
+
+from flows.expire_backups import expire_backups
+from playground_ops.runbook import FindingsFailRun, runbook
+from tasks.backup_policy import rung_rows
+from tasks.backups import (check_archive, check_tables, create_scratch_database, drill_server, drop_scratch_database,
+                           find_backup, record_verification, restore_archive, run_amcheck, run_smoke_queries,
+                           write_manifest)
+from tasks.publish import publish
+from tasks.report import Report
+from tasks.targets import load_ops_settings, load_target
+
+
+@runbook("verify-backup", timeout_seconds=12 * 3600)
+def verify_backup(target: str | None = None, backup_id: str | None = None,
+                  mode: Literal["quick", "full"] = "quick",
+                  jobs: Annotated[int, Field(ge=1, le=16)] = 1,
+                  apply_retention: bool = True,
+                  keep_days: Annotated[int, Field(ge=1, le=3650)] = 7,
+                  keep_verified: Annotated[int, Field(ge=1, le=100)] = 3,
+                  dry_run: bool = False) -> Report:
+    """Check a backup (default: the newest) rung by rung; the full drill restores it into a scratch database."""
+    t = load_target(target)
+    settings = load_ops_settings()
+    run_id = str(flow_run.id)
+    manifest, found = find_backup(settings, t.name, backup_id)
+    rungs = [found]
+    if manifest is not None and mode == "quick":
+        rungs += check_archive(settings, manifest)
+    elif manifest is not None:
+        server = drill_server(t, settings)
+        scratch = create_scratch_database(server, run_id)
+        try:
+            rungs += restore_archive(settings, server, manifest, scratch, jobs)
+            if all(r.ok for r in rungs):
+                rungs.append(check_tables(server, manifest, scratch))
+            if all(r.ok for r in rungs):
+                rungs.append(run_amcheck(server, scratch))
+            if all(r.ok for r in rungs):
+                rungs.append(run_smoke_queries(server, scratch, t.app_schema.smoke_queries()))
+        finally:
+            drop_scratch_database(server, scratch, run_id)
+    if manifest is not None:
+        manifest = write_manifest(settings, record_verification(manifest, rungs, mode, run_id), replace=True)
+
+    failed = next((r for r in rungs if not r.ok), None)
+    report = Report(runbook="verify-backup", target=t.name, tables={"rungs": rung_rows(rungs, mode)},
+                    summary=f"{mode} verification of {manifest.backup_id if manifest else backup_id or 'the newest backup'}: "
+                            + (f"FAILED at {failed.name}" if failed else "every rung passed"),
+                    figures={"backup_id": manifest.backup_id if manifest else backup_id, "mode": mode,
+                             "rungs_passed": sum(r.ok for r in rungs)})
+    if failed:
+        report.add("critical", f"verification failed at rung {failed.name}: {failed.detail}",
+                   next_step="Do not rely on this backup; take a new one and investigate the store.")
+    publish(report)
+    if failed:
+        raise FindingsFailRun(f"verification failed at rung {failed.name}: {failed.detail}")
+    if apply_retention:
+        expire_backups(target=t.name, keep_days=keep_days, keep_verified=keep_verified, dry_run=dry_run)
+    return report

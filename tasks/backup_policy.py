@@ -1,0 +1,216 @@
+"""Backups on paper (pure): the manifest, what counts as a backup, and which old backups retention may delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MANIFEST = "manifest.json"
+RUNGS_QUICK = ["manifest", "stored-object", "decompression", "archive-read"]
+RUNGS_FULL = RUNGS_QUICK + ["restore", "table-checks", "amcheck", "smoke-queries"]
+
+
+class TableFigures(BaseModel):
+    rows: int                 # count(*) in the dump's snapshot
+    dumped_rows: int          # rows in the archive's data for the table
+    dumped_bytes: int
+    sha256: str               # SHA-256 of the table's COPY text in the archive
+    copy_stmt: str
+
+
+class Rung(BaseModel):
+    name: str
+    ok: bool
+    seconds: float = 0.0
+    detail: str = ""
+
+
+class Verification(BaseModel):
+    at: datetime
+    mode: str                 # quick | full
+    ok: bool
+    failed_rung: str | None = None
+    rungs: list[Rung] = Field(default_factory=list)
+    flow_run_id: str | None = None
+
+
+class BackupManifest(BaseModel):
+    """Written last: a backup without one is incomplete and is never listed, restored or counted."""
+
+    format_version: int = 1
+    backup_id: str
+    target: str
+    database: str
+    archive_key: str
+    archive_bytes: int
+    archive_sha256: str
+    raw_bytes: int
+    raw_sha256: str
+    compression: str = "zstd"
+    compression_level: int = 1
+    encrypted: bool = False
+    encryption_key: str | None = None   # the name of the Prefect Secret holding the key, never the key
+    part_size: int
+    pg_dump_version: str
+    server_version: str
+    archive_version: str
+    snapshot_id: str
+    snapshot_at: datetime
+    started_at: datetime
+    finished_at: datetime
+    steps_s: dict[str, float] = Field(default_factory=dict)
+    tables: dict[str, TableFigures]
+    flow_run_id: str | None = None
+    verifications: list[Verification] = Field(default_factory=list)
+
+    @property
+    def verified(self) -> bool | None:
+        """True if the last verification passed, False if it failed, None if never verified."""
+        return self.verifications[-1].ok if self.verifications else None
+
+    @property
+    def ever_verified(self) -> bool:
+        return any(v.ok for v in self.verifications)
+
+
+def backup_id_for(target: str, at: datetime) -> str:
+    return f"{target}-{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+
+
+def archive_key(target: str, backup_id: str, encrypted: bool) -> str:
+    return f"{target}/{backup_id}/archive.pgdump.zst" + (".enc" if encrypted else "")
+
+
+def manifest_key(target: str, backup_id: str) -> str:
+    return f"{target}/{backup_id}/{MANIFEST}"
+
+
+def check_versions(pg_dump_major: int, server_major: int) -> str | None:
+    """Why pg_dump cannot dump this server, or None: pg_dump refuses servers newer than its own major version."""
+    if pg_dump_major < server_major:
+        return (f"pg_dump {pg_dump_major} is older than the server's PostgreSQL {server_major}: install the "
+                f"PostgreSQL {server_major} client tools (pg_dump cannot dump a newer server)")
+    return None
+
+
+@dataclass
+class Retention:
+    keep: list[tuple[str, str]]     # (backup_id, why)
+    delete: list[tuple[str, str]]   # (backup_id, why)
+
+
+def plan_retention(manifests: list[BackupManifest], now: datetime, keep_days: int = 7, keep_verified: int = 3) -> Retention:
+    """Which complete backups to keep and delete, as pgBackRest and Barman would:
+
+    - nothing newer than the newest verified backup is ever deleted (an unverified newest backup stays);
+    - the newest `keep_verified` verified backups always stay, whatever their age;
+    - backups younger than `keep_days` stay;
+    - only backups older than the newest verified one and outside both rules are deleted.
+    With no verified backup at all, nothing is deleted.
+    """
+    ordered = sorted(manifests, key=lambda m: m.started_at, reverse=True)
+    verified = [m for m in ordered if m.verified]
+    keep: list[tuple[str, str]] = []
+    delete: list[tuple[str, str]] = []
+    if not verified:
+        return Retention([(m.backup_id, "no verified backup exists yet: nothing is deleted") for m in ordered], [])
+    newest_verified = verified[0]
+    protected = {m.backup_id for m in verified[:keep_verified]}
+    cutoff = now - timedelta(days=keep_days)
+    for m in ordered:
+        if m.started_at >= newest_verified.started_at:
+            keep.append((m.backup_id, "newest verified" if m is newest_verified else "newer than the newest verified"))
+        elif m.backup_id in protected:
+            keep.append((m.backup_id, f"one of the {keep_verified} newest verified"))
+        elif m.started_at > cutoff:
+            keep.append((m.backup_id, f"younger than {keep_days} days"))
+        else:
+            age = (now - m.started_at).days
+            state = "failed verification" if m.verified is False else ("verified" if m.verified else "unverified")
+            delete.append((m.backup_id, f"{age} days old, {state}, older than the newest verified backup"))
+    return Retention(keep, delete)
+
+
+def group_backups(objects: list[tuple[str, int, datetime]], target: str) -> dict[str, dict[str, Any]]:
+    """Backup directories of a target: {backup_id: {"keys": [...], "has_manifest": bool, "modified": datetime}}."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, _size, modified in objects:
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != target:
+            continue
+        entry = found.setdefault(parts[1], {"keys": [], "has_manifest": False, "modified": modified})
+        entry["keys"].append(key)
+        entry["has_manifest"] |= parts[2] == MANIFEST
+        entry["modified"] = max(entry["modified"], modified)
+    return found
+
+
+def _mib(n: int) -> float:
+    return round(n / 1024 / 1024, 1)
+
+
+def backup_report_fields(manifest: BackupManifest) -> dict[str, Any]:
+    """Summary, figures and tables of a backup run's report."""
+    seconds = max((manifest.finished_at - manifest.started_at).total_seconds(), 1e-6)
+    figures = {"backup_id": manifest.backup_id, "raw_mib": _mib(manifest.raw_bytes),
+               "stored_mib": _mib(manifest.archive_bytes),
+               "compression_ratio": round(manifest.raw_bytes / max(manifest.archive_bytes, 1), 2),
+               "throughput_mib_s": round(manifest.raw_bytes / 1024 / 1024 / seconds, 1),
+               "tables": len(manifest.tables), "rows": sum(t.rows for t in manifest.tables.values()),
+               "encrypted": manifest.encrypted, "pg_dump": manifest.pg_dump_version, "server": manifest.server_version,
+               **{f"step_{k}_s": v for k, v in manifest.steps_s.items()}}
+    tables = [{"table": name, "rows": t.rows, "dumped_mib": _mib(t.dumped_bytes), "sha256": t.sha256[:16]}
+              for name, t in sorted(manifest.tables.items(), key=lambda kv: -kv[1].dumped_bytes)]
+    summary = (f"Backup {manifest.backup_id} of {manifest.database}: {_mib(manifest.raw_bytes)} MiB dumped from "
+               f"snapshot {manifest.snapshot_id} ({manifest.snapshot_at:%Y-%m-%d %H:%M:%S} UTC), stored as "
+               f"{_mib(manifest.archive_bytes)} MiB at {manifest.archive_key}")
+    return {"summary": summary, "figures": figures, "tables": {"tables": tables}}
+
+
+def rung_rows(rungs: list[Rung], mode: str) -> list[dict[str, Any]]:
+    """Every rung of the ladder: passed, failed, or not reached after a failure."""
+    names = RUNGS_FULL if mode == "full" else RUNGS_QUICK
+    done = {r.name: r for r in rungs}
+    failed = next((r.name for r in rungs if not r.ok), None)
+    rows = []
+    for name in names:
+        rung = done.get(name)
+        result = "not reached" if rung is None else ("passed" if rung.ok else "FAILED")
+        rows.append({"rung": name, "result": result, "seconds": rung.seconds if rung else None,
+                     "detail": rung.detail if rung else (f"stopped at {failed}" if failed else "")})
+    return rows
+
+
+def is_scratch_database(name: str) -> bool:
+    """Scratch databases may be replaced without an operator's approval."""
+    return name.endswith("_scratch") or name.startswith("scratch_") or name.startswith("ops_scratch_")
+
+
+@dataclass
+class RestorePlan:
+    database: str
+    exists: bool
+    needs_approval: bool
+    steps: list[str]
+
+
+def plan_restore(source: str, database: str, exists: bool, overwrite: bool, backup_id: str) -> RestorePlan:
+    """What a restore will do, or a ValueError before anything is changed: the source is never touched, and an
+    existing database is only replaced when asked (and, unless it is a scratch database, approved)."""
+    from playground_ops.errors import ConfigError
+
+    if database == source:
+        raise ConfigError("database", f"a database other than the source {source!r} (a restore never touches it)")
+    if exists and not overwrite:
+        raise ConfigError("overwrite", f"true to replace the existing database {database!r}")
+    approval = exists and not is_scratch_database(database)
+    steps = [f"restore backup {backup_id} into a new staging database",
+             "check every table's row count and hash against the manifest"]
+    if exists:
+        steps.append(f"rename the existing {database} aside (kept, not dropped)"
+                     + (" after an operator approves in the Prefect UI" if approval else ""))
+    steps.append(f"rename the staging database to {database}")
+    return RestorePlan(database, exists, approval, steps)

@@ -1,0 +1,383 @@
+"""The backup pipeline's I/O: dump from a snapshot into the store, manifests, the verification rungs, deletion."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from pydantic import SecretStr
+
+from playground_ops.settings import Settings, Target
+from tasks import pg_tools, postgres
+from tasks.backup_policy import (BackupManifest, Rung, TableFigures, Verification, archive_key, check_versions,
+                                 group_backups, manifest_key)
+from tasks.backup_store import BackupStore, MiB, open_backup_store, part_size_for
+from tasks.pg_archive import ArchiveReader
+from tasks.retry import PermanentError, TransientError, retrying
+from tasks.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
+
+
+def backup_store(settings: Settings) -> BackupStore:
+    return open_backup_store(settings.backup_location, settings.s3_endpoint_url)
+
+
+def encryption_key(secret_name: str | None) -> bytes | None:
+    """The client-side encryption key from a Prefect Secret (base64 of 32 bytes), or None."""
+    if not secret_name:
+        return None
+    from prefect.blocks.system import Secret
+
+    value = Secret.load(secret_name).get()
+    key = base64.b64decode(value)
+    if len(key) != 32:
+        raise PermanentError(f"the Prefect Secret {secret_name!r} must hold base64 of 32 random bytes")
+    return key
+
+
+@task(**retrying(retries=2, timeout_seconds=60))
+def check_tool_versions(database_url: SecretStr) -> dict[str, Any]:
+    """Refuse to start when pg_dump is older than the server's major version, naming both."""
+    dump_major, dump_version = pg_tools.tool_major("pg_dump")
+    server_major, server_version = postgres.server_major(database_url)
+    problem = check_versions(dump_major, server_major)
+    if problem:
+        raise PermanentError(problem)
+    return {"pg_dump": dump_version, "pg_dump_major": dump_major, "server": server_version, "server_major": server_major}
+
+
+class _Progress:
+    """Bytes dumped, shown as a progress artifact in the Prefect UI every couple of seconds."""
+
+    def __init__(self, key: str, expected: int):
+        self.expected, self.done, self.last = max(expected, 1), 0, 0.0
+        self.artifact = create_progress_artifact(0.0, key=key, description="bytes dumped")
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last > 2:
+            self.last = now
+            update_progress_artifact(self.artifact, min(99.0, 100 * self.done / self.expected),
+                                     description=f"{self.done / MiB:,.0f} MiB dumped of about {self.expected / MiB:,.0f} MiB")
+
+    def finish(self) -> None:
+        update_progress_artifact(self.artifact, 100.0, description=f"{self.done / MiB:,.0f} MiB dumped")
+
+
+def _through(chunks: Iterator[bytes], reader: ArchiveReader, progress: _Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        reader.feed(chunk)
+        progress.add(len(chunk))
+        yield chunk
+
+
+@task(**retrying(retries=1, backoff=30, timeout_seconds=None))
+def dump_database_to_store(target: Target, settings: Settings, backup_id: str, versions: dict[str, Any],
+                           compression_level: int = 1) -> BackupManifest:
+    """Export a snapshot, count every table in it, and stream pg_dump from that snapshot through zstd (and
+    encryption) into the store, hashing the stored bytes; the archive appears only once complete.
+    A retry starts a new snapshot and rewrites the same archive key, which has no manifest until the end."""
+    started = datetime.now(timezone.utc)
+    store = backup_store(settings)
+    key_name = settings.backup_encryption_secret
+    key = encryption_key(key_name)
+    steps: dict[str, float] = {}
+    snapshot = postgres.Snapshot(target.database_url)
+    try:
+        t0 = time.perf_counter()
+        sizes = snapshot.tables()
+        counts = snapshot.row_counts(list(sizes))
+        steps["snapshot_and_counts"] = round(time.perf_counter() - t0, 3)
+        reader, progress = ArchiveReader(), _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()))
+        raw = Hashed(_through(pg_tools.dump_stream(target.database_url, snapshot.id), reader, progress))
+        stored = compress(raw, level=compression_level, threads=1)
+        if key is not None:
+            stored = encrypt(stored, key)
+        stored = Hashed(stored)
+        akey = archive_key(target.name, backup_id, key is not None)
+        part = part_size_for(sum(sizes.values()))
+        t0 = time.perf_counter()
+        try:
+            store.upload_stream(akey, stored, part_size=part)
+        except pg_tools.PgToolFailed as exc:
+            raise (TransientError if exc.transient else PermanentError)(str(exc)) from None
+        steps["dump_compress_upload"] = round(time.perf_counter() - t0, 3)
+        progress.finish()
+    finally:
+        snapshot.close()
+    summary = reader.summary()
+    tables = {}
+    for name, rows in counts.items():
+        data = summary.tables.get(name)
+        if data is None or data.rows != rows:
+            raise PermanentError(f"table {name}: {rows} rows in the snapshot but "
+                                 f"{data.rows if data else 'no data'} in the archive")
+        tables[name] = TableFigures(rows=rows, dumped_rows=data.rows, dumped_bytes=data.bytes, sha256=data.sha256,
+                                    copy_stmt=data.copy_stmt)
+    get_run_logger().info("Dumped %s tables, %.1f MiB raw, %.1f MiB stored", len(tables), raw.size / MiB,
+                          stored.size / MiB)
+    return BackupManifest(
+        backup_id=backup_id, target=target.name, database=target.database_name, archive_key=akey,
+        archive_bytes=stored.size, archive_sha256=stored.sha256, raw_bytes=raw.size, raw_sha256=raw.sha256,
+        compression_level=compression_level, encrypted=key is not None, encryption_key=key_name if key else None,
+        part_size=part, pg_dump_version=versions["pg_dump"], server_version=versions["server"],
+        archive_version=summary.version, snapshot_id=snapshot.id, snapshot_at=snapshot.taken_at, started_at=started,
+        finished_at=datetime.now(timezone.utc), steps_s=steps, tables=tables)
+
+
+@task(**retrying(retries=3, timeout_seconds=120))
+def write_manifest(settings: Settings, manifest: BackupManifest, replace: bool = False) -> BackupManifest:
+    """Write the manifest, last: only now does the backup exist. Writing the same manifest again is harmless."""
+    store = backup_store(settings)
+    data = manifest.model_dump(mode="json")
+    key = manifest_key(manifest.target, manifest.backup_id)
+    try:
+        store.put_json(key, data, overwrite=replace)
+    except Exception:
+        if not replace and store.get_json(key) == data:  # an earlier attempt of this same write got through
+            return manifest
+        raise
+    return manifest
+
+
+@task(**retrying(retries=3, timeout_seconds=300))
+def list_backups(settings: Settings, target: str) -> tuple[list[BackupManifest], dict[str, dict[str, Any]]]:
+    """The target's complete backups (with a well-formed manifest), newest first, and the incomplete ones."""
+    store = backup_store(settings)
+    groups = group_backups(store.list(f"{target}/"), target)
+    complete, incomplete = [], {}
+    for backup_id, entry in groups.items():
+        data = store.get_json(manifest_key(target, backup_id)) if entry["has_manifest"] else None
+        try:
+            complete.append(BackupManifest.model_validate(data)) if data else incomplete.setdefault(backup_id, entry)
+        except ValueError:
+            incomplete[backup_id] = entry
+    return sorted(complete, key=lambda m: m.started_at, reverse=True), incomplete
+
+
+@task(**retrying(retries=3, timeout_seconds=120))
+def find_backup(settings: Settings, target: str, backup_id: str | None, verified_only: bool = False
+                ) -> tuple[BackupManifest | None, Rung]:
+    """Rung 1: the manifest is present and well-formed (default: the newest backup, or newest verified)."""
+    t0 = time.perf_counter()
+    store = backup_store(settings)
+    if backup_id is None:
+        manifests, _ = list_backups.fn(settings, target)
+        if verified_only:
+            manifests = [m for m in manifests if m.verified]
+        if not manifests:
+            return None, Rung(name="manifest", ok=False, detail=f"no {'verified ' if verified_only else ''}backup of {target}")
+        backup_id = manifests[0].backup_id
+    data = store.get_json(manifest_key(target, backup_id))
+    if data is None:
+        return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: no manifest (incomplete or missing backup)")
+    try:
+        manifest = BackupManifest.model_validate(data)
+    except ValueError as exc:
+        return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: malformed manifest: {str(exc)[:300]}")
+    if manifest.backup_id != backup_id or manifest.target != target:
+        return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: manifest names another backup")
+    return manifest, Rung(name="manifest", ok=True, seconds=round(time.perf_counter() - t0, 3),
+                          detail=f"{backup_id}: {len(manifest.tables)} tables, {manifest.archive_bytes:,} bytes")
+
+
+def _archive_stream(store: BackupStore, manifest: BackupManifest, key: bytes | None) -> tuple[Hashed, Hashed]:
+    stored = Hashed(store.download_stream(manifest.archive_key))
+    data = decrypt(stored, key) if manifest.encrypted else stored
+    return stored, Hashed(decompress(data))
+
+
+def _drain(stored: Hashed, raw: Hashed) -> None:
+    """Read what the consumer left, so the stored object and its decompression are judged in full."""
+    try:
+        for _ in raw:
+            pass
+    except IntegrityError:
+        pass
+    for _ in stored:
+        pass
+
+
+def _judge(manifest: BackupManifest, stored: Hashed, raw: Hashed, error: Exception | None, seconds: float,
+           consumer: list[str]) -> list[Rung]:
+    """The rungs a streaming pass covered, in ladder order, ending at the first that failed."""
+    if (stored.size, stored.sha256) != (manifest.archive_bytes, manifest.archive_sha256):
+        return [Rung(name="stored-object", ok=False, seconds=seconds,
+                     detail=f"{stored.size:,} bytes, sha256 {stored.sha256[:16]}; the manifest says "
+                            f"{manifest.archive_bytes:,} bytes, sha256 {manifest.archive_sha256[:16]}")]
+    rungs = [Rung(name="stored-object", ok=True, seconds=seconds, detail=f"{stored.size:,} bytes, sha256 matches")]
+    if isinstance(error, IntegrityError) or (raw.size, raw.sha256) != (manifest.raw_bytes, manifest.raw_sha256):
+        detail = str(error) if isinstance(error, IntegrityError) else (
+            f"decompressed to {raw.size:,} bytes, sha256 {raw.sha256[:16]}; expected {manifest.raw_bytes:,} bytes")
+        return [*rungs, Rung(name="decompression", ok=False, detail=detail)]
+    rungs.append(Rung(name="decompression", ok=True, detail=f"{manifest.raw_bytes:,} bytes, sha256 matches"))
+    if consumer == ["archive-read"]:
+        return [*rungs, Rung(name="archive-read", ok=error is None, seconds=seconds,
+                             detail=str(error)[:1500] if error else "pg_restore read the whole archive")]
+    rungs.append(Rung(name="archive-read", ok=True, detail="the archive's bytes are exactly those dumped"))
+    return [*rungs, Rung(name="restore", ok=error is None, seconds=seconds,
+                         detail=str(error)[:1500] if error else "pg_restore --exit-on-error completed")]
+
+
+@task(**retrying(retries=2, timeout_seconds=None))
+def check_archive(settings: Settings, manifest: BackupManifest) -> list[Rung]:
+    """Rungs 2-4 in one streaming pass: stored size and SHA-256, full decompression, full read by pg_restore."""
+    store = backup_store(settings)
+    stored, raw = _archive_stream(store, manifest, encryption_key(manifest.encryption_key))
+    t0 = time.perf_counter()
+    error = None
+    try:
+        pg_tools.read_archive(raw)
+    except (IntegrityError, pg_tools.PgToolFailed) as exc:
+        error = exc
+    _drain(stored, raw)
+    return _judge(manifest, stored, raw, error, round(time.perf_counter() - t0, 3), ["archive-read"])
+
+
+@task(**retrying(retries=2, timeout_seconds=120))
+def create_scratch_database(server: SecretStr, run_id: str, purpose: str = "scratch") -> str:
+    """A new, empty database for a restore, labelled with this run; the run may only ever drop that one."""
+    name = f"ops_{purpose}_{run_id.replace('-', '')[:16]}"
+    postgres.create_scratch_database(server, name, run_id)
+    return name
+
+
+def drill_server(target: Target, settings: Settings) -> SecretStr:
+    """Where restore drills run: OPS_VERIFY_DATABASE_URL's server, else the target's own server."""
+    return settings.verify_database_url or target.database_url
+
+
+@task(**retrying(retries=0, timeout_seconds=None))
+def restore_archive(settings: Settings, server: SecretStr, manifest: BackupManifest, database: str, jobs: int = 1
+                    ) -> list[Rung]:
+    """Rungs 2-5: stream the archive (checked as it goes) into pg_restore --exit-on-error; with jobs > 1 it is
+    first decompressed to a scratch file, since a parallel restore needs a seekable archive."""
+    store = backup_store(settings)
+    url = server
+    stored, raw = _archive_stream(store, manifest, encryption_key(manifest.encryption_key))
+    t0 = time.perf_counter()
+    error = None
+    try:
+        if jobs > 1:
+            with tempfile.TemporaryDirectory(prefix="ops-restore-") as tmp:
+                path = Path(tmp) / "archive.pgdump"
+                with open(path, "wb") as f:
+                    for chunk in raw:
+                        f.write(chunk)
+                pg_tools.restore_file(url, database, path, jobs)
+        else:
+            pg_tools.restore_stream(url, database, raw)
+    except (IntegrityError, pg_tools.PgToolFailed) as exc:
+        error = exc
+    _drain(stored, raw)
+    return _judge(manifest, stored, raw, error, round(time.perf_counter() - t0, 3), ["archive-read", "restore"])
+
+
+@task(**retrying(retries=1, timeout_seconds=None))
+def check_tables(server: SecretStr, manifest: BackupManifest, database: str, workers: int = 2) -> Rung:
+    """Every table's row count and content hash in the restored database equal the manifest's."""
+    url = server
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = dict(zip(manifest.tables, pool.map(
+            lambda name: postgres.copy_sha256(url, database, manifest.tables[name].copy_stmt), manifest.tables)))
+    wrong = [f"{name}: {rows} rows, sha256 {sha[:12]} (manifest: {manifest.tables[name].rows} rows, "
+             f"{manifest.tables[name].sha256[:12]})" for name, (rows, sha) in results.items()
+             if rows != manifest.tables[name].rows or sha != manifest.tables[name].sha256]
+    detail = "; ".join(wrong) if wrong else f"{len(results)} tables: counts and hashes equal the manifest"
+    return Rung(name="table-checks", ok=not wrong, seconds=round(time.perf_counter() - t0, 3), detail=detail[:2000])
+
+
+@task(**retrying(retries=1, timeout_seconds=None))
+def run_amcheck(server: SecretStr, database: str, jobs: int = 2) -> Rung:
+    """pg_amcheck over the restored database: heap and btree index structure."""
+    t0 = time.perf_counter()
+    try:
+        pg_tools.amcheck(server, database, jobs=jobs)
+    except pg_tools.PgToolFailed as exc:
+        return Rung(name="amcheck", ok=False, seconds=round(time.perf_counter() - t0, 3), detail=str(exc)[:1500])
+    return Rung(name="amcheck", ok=True, seconds=round(time.perf_counter() - t0, 3), detail="no corruption found")
+
+
+@task(**retrying(retries=1, timeout_seconds=300))
+def run_smoke_queries(server: SecretStr, database: str, queries: dict[str, str]) -> Rung:
+    """The application's smoke queries (the guide's counts of users and requests) against the restored database."""
+    t0 = time.perf_counter()
+    try:
+        results = postgres.run_queries(server, database, queries)
+    except Exception as exc:  # a query that cannot run is this rung's failure, not the run's
+        return Rung(name="smoke-queries", ok=False, detail=f"{type(exc).__name__}: {exc}"[:1000])
+    return Rung(name="smoke-queries", ok=True, seconds=round(time.perf_counter() - t0, 3),
+                detail=", ".join(f"{k}={v}" for k, v in results.items()))
+
+
+@task(**retrying(retries=3, timeout_seconds=120))
+def drop_scratch_database(server: SecretStr, database: str, run_id: str) -> bool:
+    """Drop a scratch database; refuses any database this run did not create."""
+    return postgres.drop_scratch_database(server, database, run_id)
+
+
+@task(**retrying(retries=1, timeout_seconds=300))
+def swap_in_restored_database(server: SecretStr, restored: str, database: str, run_id: str, backup_id: str
+                              ) -> str | None:
+    """Give the restored database its final name; an existing one (approved for replacement) is kept, renamed."""
+    return postgres.swap_in_database(server, restored, database, run_id, backup_id)
+
+
+@task(**retrying(retries=3, timeout_seconds=600))
+def delete_backups(settings: Settings, target: str, backup_ids: list[str], dry_run: bool) -> list[str]:
+    """Delete whole backups (archive and manifest, the manifest last-but-not-least: first), or only list them."""
+    store = backup_store(settings)
+    groups = group_backups(store.list(f"{target}/"), target)
+    keys = []
+    for backup_id in backup_ids:
+        entry_keys = groups.get(backup_id, {}).get("keys", [])
+        # the manifest goes first: a backup half deleted is then incomplete, never listed as complete
+        keys += sorted(entry_keys, key=lambda k: not k.endswith("manifest.json"))
+    if not dry_run:
+        for key in keys:
+            store.delete([key])
+    return keys
+
+
+@task(**retrying(retries=3, timeout_seconds=600))
+def clean_incomplete(settings: Settings, target: str, incomplete: dict[str, dict[str, Any]], older_than_hours: float,
+                     dry_run: bool) -> list[str]:
+    """Remove leftovers no run can finish any more: backups without a manifest and multipart uploads older than
+    the limit (a backup in progress is younger, and holds the backup concurrency slot)."""
+    store = backup_store(settings)
+    now = datetime.now(timezone.utc)
+    removed = []
+    for backup_id, entry in incomplete.items():
+        if (now - entry["modified"]).total_seconds() > older_than_hours * 3600:
+            removed += entry["keys"]
+            if not dry_run:
+                store.delete(entry["keys"])
+    for upload in store.incomplete_uploads(f"{target}/"):
+        if (now - upload["initiated"]).total_seconds() > older_than_hours * 3600:
+            removed.append(f"{upload['key']} (incomplete upload)")
+            if not dry_run:
+                store.abort_upload(upload["key"], upload["upload_id"])
+    return removed
+
+
+def record_verification(manifest: BackupManifest, rungs: list[Rung], mode: str, run_id: str | None) -> BackupManifest:
+    failed = next((r.name for r in rungs if not r.ok), None)
+    updated = manifest.model_copy(deep=True)
+    updated.verifications.append(Verification(at=datetime.now(timezone.utc), mode=mode, ok=failed is None,
+                                              failed_rung=failed, rungs=rungs, flow_run_id=run_id))
+    return updated
+
+
+@task(**retrying(retries=2, timeout_seconds=60))
+def database_present(server: SecretStr, name: str) -> bool:
+    """Whether a database of that name exists on the server."""
+    return postgres.database_exists(server, name)
