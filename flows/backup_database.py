@@ -4,6 +4,7 @@
 from datetime import datetime, timezone
 from typing import Annotated
 
+from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.verify_backup import verify_backup
@@ -29,8 +30,8 @@ def backup_database(target: str | None = None,
     settings = load_ops_settings()
     versions = check_tool_versions(t.database_url)
     with hold_slots([BACKUP, DATABASE_HEAVY], wait_for_slot_seconds, "backup-database"):
-        archive = dump_database_to_store(t, settings, backup_id_for(t.name, datetime.now(timezone.utc)), versions,
-                                         compression_level)
+        backup_id = backup_id_for(t.name, datetime.now(timezone.utc), str(flow_run.id))
+        archive = dump_database_to_store(t, settings, backup_id, versions, compression_level)
         manifest = write_manifest(settings, archive)
     report = publish(Report(runbook="backup-database", target=t.name, **backup_report_fields(manifest)))
     if verify:

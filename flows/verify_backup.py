@@ -38,10 +38,9 @@ def verify_backup(target: str | None = None, backup_id: str | None = None,
         scratch = create_scratch_database(server, run_id)
         try:
             rungs += restore_archive(settings, server, manifest, scratch, jobs)
-            if all(r.ok for r in rungs):
-                rungs.append(check_tables(server, manifest, scratch))
-            if all(r.ok for r in rungs):
-                rungs.append(run_amcheck(server, scratch))
+            if all(r.ok for r in rungs):  # two read-only checks of the restored database, side by side
+                checks = [check_tables.submit(server, manifest, scratch), run_amcheck.submit(server, scratch)]
+                rungs += [check.result() for check in checks]
             if all(r.ok for r in rungs):
                 rungs.append(run_smoke_queries(server, scratch, t.app_schema.smoke_queries()))
         finally:

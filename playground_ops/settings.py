@@ -168,6 +168,7 @@ class Settings(BaseSettings):
     backup_url: str | None = Field(None, validation_alias="OPS_BACKUP_URL")
     backup_encryption_secret: str | None = Field(None, validation_alias="OPS_BACKUP_ENCRYPTION_SECRET")
     verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
+    backup_part_size_mib: int | None = Field(None, ge=5, le=5120, validation_alias="OPS_BACKUP_PART_SIZE_MIB")
 
     # the sandbox
     sandbox_admin_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="OPS_SANDBOX_ADMIN_URL")

@@ -15,10 +15,9 @@ RUNGS_FULL = RUNGS_QUICK + ["restore", "table-checks", "amcheck", "smoke-queries
 
 class TableFigures(BaseModel):
     rows: int                 # count(*) in the dump's snapshot
-    dumped_rows: int          # rows in the archive's data for the table
-    dumped_bytes: int
-    sha256: str               # SHA-256 of the table's COPY text in the archive
-    copy_stmt: str
+    content_hash: str         # sum of every row's hash in the snapshot: order-independent, so a restore can match it
+    hash_method: str          # hash_record_extended | hashtextextended
+    bytes: int                # the table's size on disk at the snapshot
 
 
 class Rung(BaseModel):
@@ -76,8 +75,9 @@ class BackupManifest(BaseModel):
         return any(v.ok for v in self.verifications)
 
 
-def backup_id_for(target: str, at: datetime) -> str:
-    return f"{target}-{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+def backup_id_for(target: str, at: datetime, run_id: str) -> str:
+    """Sortable by time, unique per run: <target>-<UTC timestamp>-<first 8 characters of the flow run id>."""
+    return f"{target}-{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{run_id.replace('-', '')[:8]}"
 
 
 def archive_key(target: str, backup_id: str, encrypted: bool) -> str:
@@ -162,8 +162,8 @@ def backup_report_fields(manifest: BackupManifest) -> dict[str, Any]:
                "tables": len(manifest.tables), "rows": sum(t.rows for t in manifest.tables.values()),
                "encrypted": manifest.encrypted, "pg_dump": manifest.pg_dump_version, "server": manifest.server_version,
                **{f"step_{k}_s": v for k, v in manifest.steps_s.items()}}
-    tables = [{"table": name, "rows": t.rows, "dumped_mib": _mib(t.dumped_bytes), "sha256": t.sha256[:16]}
-              for name, t in sorted(manifest.tables.items(), key=lambda kv: -kv[1].dumped_bytes)]
+    tables = [{"table": name, "rows": t.rows, "mib_on_disk": _mib(t.bytes), "content_hash": t.content_hash}
+              for name, t in sorted(manifest.tables.items(), key=lambda kv: -kv[1].bytes)]
     summary = (f"Backup {manifest.backup_id} of {manifest.database}: {_mib(manifest.raw_bytes)} MiB dumped from "
                f"snapshot {manifest.snapshot_id} ({manifest.snapshot_at:%Y-%m-%d %H:%M:%S} UTC), stored as "
                f"{_mib(manifest.archive_bytes)} MiB at {manifest.archive_key}")

@@ -72,6 +72,11 @@ class _Progress:
         update_progress_artifact(self.artifact, 100.0, description=f"{self.done / MiB:,.0f} MiB dumped")
 
 
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    return fn(*args), round(time.perf_counter() - t0, 3)
+
+
 def _through(chunks: Iterator[bytes], reader: ArchiveReader, progress: _Progress) -> Iterator[bytes]:
     for chunk in chunks:
         reader.feed(chunk)
@@ -92,10 +97,10 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
     steps: dict[str, float] = {}
     snapshot = postgres.Snapshot(target.database_url)
     try:
-        t0 = time.perf_counter()
         sizes = snapshot.tables()
-        counts = snapshot.row_counts(list(sizes))
-        steps["snapshot_and_counts"] = round(time.perf_counter() - t0, 3)
+        # counts and content hashes are read in the snapshot on a second core while pg_dump streams the same snapshot
+        figures_pool = ThreadPoolExecutor(max_workers=1)
+        figures_future = figures_pool.submit(_timed, snapshot.table_figures, list(sizes))
         reader, progress = ArchiveReader(), _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()))
         raw = Hashed(_through(pg_tools.dump_stream(target.database_url, snapshot.id), reader, progress))
         stored = compress(raw, level=compression_level, threads=1)
@@ -103,7 +108,7 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
             stored = encrypt(stored, key)
         stored = Hashed(stored)
         akey = archive_key(target.name, backup_id, key is not None)
-        part = part_size_for(sum(sizes.values()))
+        part = settings.backup_part_size_mib * MiB if settings.backup_part_size_mib else part_size_for(sum(sizes.values()))
         t0 = time.perf_counter()
         try:
             store.upload_stream(akey, stored, part_size=part)
@@ -111,17 +116,16 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
             raise (TransientError if exc.transient else PermanentError)(str(exc)) from None
         steps["dump_compress_upload"] = round(time.perf_counter() - t0, 3)
         progress.finish()
+        figures, steps["counts_and_hashes"] = figures_future.result()
     finally:
+        figures_pool.shutdown(wait=True)
         snapshot.close()
     summary = reader.summary()
     tables = {}
-    for name, rows in counts.items():
-        data = summary.tables.get(name)
-        if data is None or data.rows != rows:
-            raise PermanentError(f"table {name}: {rows} rows in the snapshot but "
-                                 f"{data.rows if data else 'no data'} in the archive")
-        tables[name] = TableFigures(rows=rows, dumped_rows=data.rows, dumped_bytes=data.bytes, sha256=data.sha256,
-                                    copy_stmt=data.copy_stmt)
+    for name, (rows, content, method) in figures.items():
+        if name not in summary.table_data:
+            raise PermanentError(f"table {name} is in the snapshot but the archive has no data for it")
+        tables[name] = TableFigures(rows=rows, content_hash=content, hash_method=method, bytes=sizes[name])
     get_run_logger().info("Dumped %s tables, %.1f MiB raw, %.1f MiB stored", len(tables), raw.size / MiB,
                           stored.size / MiB)
     return BackupManifest(
@@ -155,10 +159,13 @@ def list_backups(settings: Settings, target: str) -> tuple[list[BackupManifest],
     groups = group_backups(store.list(f"{target}/"), target)
     complete, incomplete = [], {}
     for backup_id, entry in groups.items():
-        data = store.get_json(manifest_key(target, backup_id)) if entry["has_manifest"] else None
         try:
-            complete.append(BackupManifest.model_validate(data)) if data else incomplete.setdefault(backup_id, entry)
-        except ValueError:
+            data = store.get_json(manifest_key(target, backup_id)) if entry["has_manifest"] else None
+            if data is None:
+                incomplete[backup_id] = entry
+            else:
+                complete.append(BackupManifest.model_validate(data))
+        except ValueError:  # a malformed manifest makes the backup incomplete, never listed
             incomplete[backup_id] = entry
     return sorted(complete, key=lambda m: m.started_at, reverse=True), incomplete
 
@@ -176,12 +183,12 @@ def find_backup(settings: Settings, target: str, backup_id: str | None, verified
         if not manifests:
             return None, Rung(name="manifest", ok=False, detail=f"no {'verified ' if verified_only else ''}backup of {target}")
         backup_id = manifests[0].backup_id
-    data = store.get_json(manifest_key(target, backup_id))
-    if data is None:
-        return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: no manifest (incomplete or missing backup)")
     try:
+        data = store.get_json(manifest_key(target, backup_id))
+        if data is None:
+            return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: no manifest (incomplete or missing backup)")
         manifest = BackupManifest.model_validate(data)
-    except ValueError as exc:
+    except ValueError as exc:  # not JSON, or not a manifest
         return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: malformed manifest: {str(exc)[:300]}")
     if manifest.backup_id != backup_id or manifest.target != target:
         return None, Rung(name="manifest", ok=False, detail=f"{backup_id}: manifest names another backup")
@@ -284,14 +291,16 @@ def restore_archive(settings: Settings, server: SecretStr, manifest: BackupManif
 @task(**retrying(retries=1, timeout_seconds=None))
 def check_tables(server: SecretStr, manifest: BackupManifest, database: str, workers: int = 2) -> Rung:
     """Every table's row count and content hash in the restored database equal the manifest's."""
-    url = server
     t0 = time.perf_counter()
+    names = sorted(manifest.tables, key=lambda n: -manifest.tables[n].bytes)
+    shares = [{n: manifest.tables[n].hash_method for n in names[i::workers]} for i in range(workers)]
+    results: dict[str, tuple[int, str]] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = dict(zip(manifest.tables, pool.map(
-            lambda name: postgres.copy_sha256(url, database, manifest.tables[name].copy_stmt), manifest.tables)))
-    wrong = [f"{name}: {rows} rows, sha256 {sha[:12]} (manifest: {manifest.tables[name].rows} rows, "
-             f"{manifest.tables[name].sha256[:12]})" for name, (rows, sha) in results.items()
-             if rows != manifest.tables[name].rows or sha != manifest.tables[name].sha256]
+        for part in pool.map(lambda share: postgres.table_content_hashes(server, database, share), shares):
+            results.update(part)
+    wrong = [f"{name}: {rows} rows, hash {total} (manifest: {manifest.tables[name].rows} rows, "
+             f"{manifest.tables[name].content_hash})" for name, (rows, total) in results.items()
+             if (rows, total) != (manifest.tables[name].rows, manifest.tables[name].content_hash)]
     detail = "; ".join(wrong) if wrong else f"{len(results)} tables: counts and hashes equal the manifest"
     return Rung(name="table-checks", ok=not wrong, seconds=round(time.perf_counter() - t0, 3), detail=detail[:2000])
 
@@ -328,8 +337,12 @@ def drop_scratch_database(server: SecretStr, database: str, run_id: str) -> bool
 @task(**retrying(retries=1, timeout_seconds=300))
 def swap_in_restored_database(server: SecretStr, restored: str, database: str, run_id: str, backup_id: str
                               ) -> str | None:
-    """Give the restored database its final name; an existing one (approved for replacement) is kept, renamed."""
-    return postgres.swap_in_database(server, restored, database, run_id, backup_id)
+    """Give the restored database its final name; an existing one is kept under another name, unless it is a
+    scratch database, which is dropped."""
+    from tasks.backup_policy import is_scratch_database
+
+    return postgres.swap_in_database(server, restored, database, run_id, backup_id,
+                                     drop_replaced=is_scratch_database(database))
 
 
 @task(**retrying(retries=3, timeout_seconds=600))

@@ -65,23 +65,44 @@ class Snapshot:
     def __init__(self, database_url: SecretStr | str):
         self.conn = connect(database_url, autocommit=False, timeout=10)
         self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self.conn.execute(HASH_SESSION)
         self.id, self.taken_at = self.conn.execute("SELECT pg_export_snapshot(), now()").fetchone()
 
     def tables(self) -> dict[str, int]:
         """Every user table and its size in bytes, as of the snapshot."""
         return {name: size for name, size in self.conn.execute(USER_TABLES).fetchall()}
 
-    def row_counts(self, tables: list[str]) -> dict[str, int]:
-        counts = {}
-        for name in tables:
-            counts[name] = self.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # names from format('%I')
-        return counts
+    def table_figures(self, tables: list[str]) -> dict[str, tuple[int, str, str]]:
+        """Each table's row count and order-independent content hash, as of the snapshot."""
+        return {name: content_hash(self.conn, name) for name in tables}
 
     def close(self) -> None:
         try:
             self.conn.rollback()
         finally:
             self.conn.close()
+
+
+HASH_SESSION = "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC'"
+
+
+def content_hash(conn: psycopg.Connection, table: str, method: str | None = None) -> tuple[int, str, str]:
+    """(rows, hash, method): the sum of every row's hash, so row order does not matter (a restore reorders rows).
+
+    hash_record_extended hashes each column with its type's own hash (PostgreSQL 14+, no text conversion); tables
+    with a type that has no hash function fall back to hashing each row's text form.
+    """
+    methods = [method] if method else ["hash_record_extended", "hashtextextended"]
+    for m in methods:
+        expression = "hash_record_extended(t, 0)" if m == "hash_record_extended" else "hashtextextended(t::text, 0)"
+        try:
+            with conn.transaction():  # a savepoint inside the snapshot's transaction
+                rows, total = conn.execute(f"SELECT count(*), coalesce(sum({expression}), 0)::text FROM {table} t"
+                                           ).fetchone()  # table names come from format('%I.%I')
+            return rows, total, m
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported):
+            continue
+    raise RuntimeError(f"no content hash method works for {table}")
 
 
 SCRATCH_COMMENT = "playground-ops scratch database of flow run {run_id}"
@@ -117,24 +138,18 @@ def database_exists(admin_url: SecretStr | str, name: str) -> bool:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
 
 
-def copy_sha256(database_url: SecretStr | str, database: str, copy_stmt: str) -> tuple[int, str]:
-    """Rows and SHA-256 of a table's COPY text, with pg_dump's session settings, to compare with the archive's."""
-    import hashlib
-
+def table_content_hashes(database_url: SecretStr | str, database: str, methods: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Rows and content hash of each table of another database on the same server (a restored copy)."""
     from psycopg.conninfo import make_conninfo
 
     url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
-    statement = copy_stmt.strip().removesuffix(";").replace(" FROM stdin", " TO STDOUT")
-    sha, rows = hashlib.sha256(), 0
-    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=True,
-                         application_name=APPLICATION_NAME) as conn:
-        conn.execute("SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; "
-                     "SET synchronize_seqscans = off; SET search_path = ''")
-        with conn.cursor().copy(statement) as copy:
-            for chunk in copy:
-                sha.update(chunk)
-                rows += bytes(chunk).count(b"\n")
-    return rows, sha.hexdigest()
+    out = {}
+    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=True, application_name=APPLICATION_NAME) as conn:
+        conn.execute(HASH_SESSION)
+        for table, method in methods.items():
+            rows, total, _ = content_hash(conn, table, method)
+            out[table] = (rows, total)
+    return out
 
 
 def run_queries(database_url: SecretStr | str, database: str, queries: dict[str, str]) -> dict[str, object]:
@@ -152,9 +167,10 @@ def run_queries(database_url: SecretStr | str, database: str, queries: dict[str,
     return results
 
 
-def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, backup_id: str) -> str | None:
-    """Rename `restored` (created by run_id) to `database`; an existing `database` is renamed aside, not dropped.
-    Returns the name the replaced database now has, if there was one."""
+def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, backup_id: str,
+                     drop_replaced: bool = False) -> str | None:
+    """Rename `restored` (created by run_id) to `database`; an existing `database` is renamed aside and kept, or
+    dropped when `drop_replaced` (scratch databases only). Returns what became of the replaced one."""
     from datetime import datetime, timezone
 
     from psycopg import sql
@@ -173,4 +189,7 @@ def swap_in_database(server: SecretStr | str, restored: str, database: str, run_
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(database)))
         conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
             sql.Identifier(database), sql.Literal(f"restored by playground-ops run {run_id} from backup {backup_id}")))
+        if replaced and drop_replaced:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(replaced)))
+            return f"{database} (a scratch database: the replaced copy was dropped)"
     return replaced

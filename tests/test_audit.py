@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tasks.audit import LocalStore, ObjectExists, append_report, canonical_json, sha256, verify_store
 from tasks.report import Report, render_markdown
-from tests.conftest import cli, free_port
+from tests.conftest import cli
 
 
 def store_reports(store, n: int, runbook: str = "health-check", target: str = "prod") -> list[str]:
@@ -101,28 +97,6 @@ def test_verify_command_exits_1_naming_the_changed_report(tmp_path):
     assert listed.stdout.split() == keys
     shown = cli("audit", "show", keys[1], env={"OPS_AUDIT_URL": str(tmp_path)})
     assert "health-check on prod" in shown.stdout
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto in server mode: a real S3-compatible HTTP endpoint on loopback."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    for _ in range(100):
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    yield url
-    process.terminate()
 
 
 def test_s3_store_encrypts_chains_and_never_overwrites(s3_endpoint):

@@ -1,0 +1,132 @@
+"""Backup benchmarks on the sandbox database seeded to about 2 GB, side by side with their baselines, in one run:
+
+- backup-database into a local S3-compatible endpoint (moto server) vs `pg_dump -Fc -Z0 DB > /dev/null` (the floor)
+  and the guide's `pg_dump DB > backup.sql && gzip backup.sql`;
+- peak memory of the backup process, and again for a database 4x larger (--scale4);
+- the full restore drill (verify-backup mode=full) vs a bare `zstd -dc archive | pg_restore` into a fresh
+  database plus the count checks.
+
+    uv run python bench/backup.py [--requests 10000000] [--scale4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import ensure_prefect, free_port, header, isolated_env, row  # noqa: E402
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+CHILD = r'''
+import json, os, resource, sys, time
+from flows.backup_database import backup_database
+t0 = time.perf_counter()
+report = backup_database(verify=False)
+print(json.dumps({"seconds": time.perf_counter() - t0, "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "backup_id": report.figures["backup_id"], "raw_mib": report.figures["raw_mib"],
+                  "stored_mib": report.figures["stored_mib"]}))
+'''
+
+
+def timed(cmd: str, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def psql(db: str, sql: str) -> str:
+    return subprocess.run(["psql", f"{PG}/{db}", "-tAc", sql], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def ensure_seeded(db: str, requests: int) -> None:
+    exists = psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{db}'")
+    if exists and int(psql(db, "SELECT count(*) FROM requests") or 0) == requests:
+        return
+    print(f"seeding {db} with {requests:,} requests ...", file=sys.stderr)
+    env = {**os.environ, "OPS_SANDBOX_DATABASE": db}
+    subprocess.run([sys.executable, "-m", "playground_ops.cli", "sandbox", "seed", "--users", "20000",
+                    "--requests", str(requests), "--days", "60"], check=True, env=env)
+
+
+def run_backup(env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=10_000_000)
+    parser.add_argument("--scale4", action="store_true", help="also measure memory on a database 4x larger")
+    args = parser.parse_args()
+    home = isolated_env("backup")
+    server = ensure_prefect(home)
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port := free_port())],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+                       "OPS_S3_ENDPOINT_URL": endpoint, "OPS_BACKUP_URL": "s3://bench-backups/playground"})
+    time.sleep(2)
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench-backups")
+    from deployments.setup import setup
+    from playground_ops.settings import load_settings
+
+    setup(load_settings())
+    lines = [header()]
+    try:
+        for db, requests, label in [("playground_bench_2g", args.requests, "2 GB")] + (
+                [("playground_bench_8g", args.requests * 4, "8 GB (4x)")] if args.scale4 else []):
+            ensure_seeded(db, requests)
+            size = psql(db, "SELECT pg_size_pretty(pg_database_size(current_database()))")
+            env = {**os.environ, "TARGET_NAME": "bench", "HEALTH_URL": "http://127.0.0.1:1/health",
+                   "DATABASE_URL": f"{PG}/{db}", "REDIS_URL": "redis://127.0.0.1:6379/12"}
+            floor = timed(f"pg_dump -Fc -Z0 -d {PG}/{db} > /dev/null")
+            ours = run_backup(env)
+            lines.append(row(f"backup-database {label} ({size}) vs pg_dump -Fc -Z0 > /dev/null", ours["seconds"],
+                             floor, "s", "floor"))
+            lines.append(f"| peak memory of the backup process, {label} | {ours['maxrss_mib']:.0f} MiB | limit 300 MiB | "
+                         f"{ours['maxrss_mib'] / 300:.2f}x |")
+            if db != "playground_bench_2g":
+                continue
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+                guide = timed(f"pg_dump -d {PG}/{db} > {tmp}/backup.sql && gzip {tmp}/backup.sql")
+            lines.append(row("guide's pg_dump > backup.sql && gzip vs backup-database", guide, ours["seconds"], "s",
+                             "backup-database"))
+            # the restore drill against a bare restore of the same archive plus the count checks
+            drill_env = {**env}
+            drill = subprocess.run([sys.executable, "-c", "import time; from flows.verify_backup import verify_backup; "
+                                    "t=time.perf_counter(); r=verify_backup(mode='full', apply_retention=False); "
+                                    "print(time.perf_counter()-t, r.status.value)"], env=drill_env, cwd=ROOT,
+                                   capture_output=True, text=True)
+            drill_s = float(drill.stdout.strip().splitlines()[-1].split()[0])
+            key = f"playground/bench/{ours['backup_id']}/archive.pgdump.zst"
+            with tempfile.TemporaryDirectory() as tmp:
+                boto3.client("s3", endpoint_url=endpoint).download_file("bench-backups", key, f"{tmp}/a.zst")
+                psql("postgres", "DROP DATABASE IF EXISTS bench_bare_restore")
+                psql("postgres", "CREATE DATABASE bench_bare_restore")
+                bare = timed(f"zstd -dc {tmp}/a.zst | pg_restore --no-owner -d {PG}/bench_bare_restore && "
+                             f"psql {PG}/bench_bare_restore -tAc 'SELECT count(*) FROM users' && "
+                             f"psql {PG}/bench_bare_restore -tAc 'SELECT count(*) FROM requests'")
+                psql("postgres", "DROP DATABASE bench_bare_restore")
+            lines.append(row("verify-backup full drill vs zstd -dc | pg_restore + counts", drill_s, bare, "s", "bare"))
+    finally:
+        moto.terminate()
+        if server is not None:
+            server.terminate()
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

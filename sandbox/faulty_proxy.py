@@ -1,0 +1,104 @@
+"""A fault-injecting HTTP proxy for the S3 stand-in: fails chosen requests the way a real store sometimes does.
+
+Rules name a request kind (`upload-part`, `put`, `get`, `any`), what to do (`500`, `503`, `reset`) and how often:
+`skip` requests of that kind pass first, then `count` of them fail (-1: all). Used by the tests of the backup pipeline.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Fault:
+    kind: str
+    action: str
+    count: int = 1
+    skip: int = 0
+    seen: int = 0
+    fired: int = 0
+
+
+def _kind(method: str, path: str) -> str:
+    if method == "PUT" and "partNumber=" in path:
+        return "upload-part"
+    return {"PUT": "put", "GET": "get"}.get(method, method.lower())
+
+
+class FaultyProxy:
+    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
+        self.upstream = urlsplit(upstream)
+        self.faults: list[Fault] = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
+                action = proxy._decide(self.command, self.path)
+                if action == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.close()
+                    self.close_connection = True
+                    return
+                if action in ("500", "503"):
+                    payload = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+                    self.send_response(int(action))
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                headers["Host"] = proxy.upstream.netloc
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _decide(self, method: str, path: str) -> str | None:
+        kind = _kind(method, path)
+        with self.lock:
+            for fault in self.faults:
+                if fault.kind in (kind, "any"):
+                    fault.seen += 1
+                    if fault.seen > fault.skip and (fault.count < 0 or fault.fired < fault.count):
+                        fault.fired += 1
+                        return fault.action
+        return None
+
+    def inject(self, kind: str, action: str, count: int = 1, skip: int = 0) -> Fault:
+        fault = Fault(kind, action, count, skip)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def close(self) -> None:
+        self.server.shutdown()
