@@ -94,6 +94,8 @@ class Target(BaseModel):
     jwt_secret: SecretStr | None = None
     platform: Platform = Field(default_factory=Platform)
     app_schema: AppSchema = Field(default_factory=AppSchema)
+    # pin the database's identity (SELECT system_identifier FROM pg_control_system()): maintenance refuses any other
+    system_identifier: str | None = None
 
     @field_validator("name")
     @classmethod

@@ -193,3 +193,103 @@ def swap_in_database(server: SecretStr | str, restored: str, database: str, run_
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(replaced)))
             return f"{database} (a scratch database: the replaced copy was dropped)"
     return replaced
+
+
+def _rows(cursor) -> list[dict]:
+    columns = [c.name for c in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=None))
+def read_sections(database_url: SecretStr, queries: dict[str, str], statement_timeout_s: int = 30) -> dict[str, dict]:
+    """Run each read-only query on its own; a section the role may not read is reported, not fatal.
+    Returns {name: {"rows": [...]}} or {name: {"error": "..."}}."""
+    out: dict[str, dict] = {}
+    with connect(database_url, autocommit=True, timeout=10) as conn:
+        conn.execute(f"SET statement_timeout = '{int(statement_timeout_s)}s'")
+        conn.execute("SET lock_timeout = '5s'")
+        for name, query in queries.items():
+            try:
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    out[name] = {"rows": _rows(conn.execute(query))}
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable,
+                    psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedColumn,
+                    psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.QueryCanceled) as exc:
+                out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    return out
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=None))
+def explain_statements(database_url: SecretStr, statements: dict[str, str], statement_timeout_s: int = 5) -> dict[str, str]:
+    """EXPLAIN (never ANALYZE) each statement's generic plan: PREPARE it, then EXPLAIN EXECUTE with NULL parameters
+    under force_generic_plan, in a read-only transaction that is rolled back. Returns queryid -> plan or reason."""
+    import re
+
+    plans: dict[str, str] = {}
+    with connect(database_url, autocommit=True, timeout=10) as conn:
+        for queryid, query in statements.items():
+            params = max((int(n) for n in re.findall(r"\$(\d+)", query)), default=0)
+            try:
+                with conn.transaction(force_rollback=True):
+                    conn.execute("SET TRANSACTION READ ONLY")
+                    conn.execute(f"SET LOCAL statement_timeout = '{int(statement_timeout_s)}s'")
+                    conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                    conn.execute(f"PREPARE ops_explain AS {query}", prepare=False)
+                    args = f"({', '.join(['NULL'] * params)})" if params else ""
+                    plan = conn.execute(f"EXPLAIN EXECUTE ops_explain{args}", prepare=False).fetchall()
+                    plans[queryid] = "\n".join(r[0] for r in plan)
+            except psycopg.Error as exc:
+                plans[queryid] = f"(not explained: {str(exc).splitlines()[0][:200]})"
+            finally:
+                try:
+                    conn.execute("DEALLOCATE ALL")
+                except psycopg.Error:
+                    pass
+    return plans
+
+
+@task(**retrying(retries=3, backoff=2, timeout_seconds=None))
+def run_maintenance_step(database_url: SecretStr, sql: str, lock_timeout_s: float, statement_timeout_s: float
+                         ) -> dict:
+    """Run one maintenance statement outside a transaction block, under lock and statement timeouts.
+
+    A lock timeout skips the step (reported, not retried); a dropped connection is retried, this step only.
+    A failed REINDEX CONCURRENTLY's half-built `_ccnew` index is dropped again, so the run leaves none behind.
+    """
+    import re
+
+    from tasks.retry import TransientError
+
+    started = time.perf_counter()
+    result = {"sql": sql, "status": "done", "seconds": 0.0, "detail": ""}
+    try:
+        with connect(database_url, autocommit=True, timeout=10) as conn:
+            conn.execute(f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+            conn.execute(f"SET statement_timeout = '{int(statement_timeout_s * 1000)}ms'")
+            try:
+                conn.execute(sql)
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+                result.update(status="skipped", detail=str(exc).splitlines()[0])
+                match = re.match(r"REINDEX INDEX CONCURRENTLY (.+)$", sql)
+                if match:
+                    _drop_half_built(conn, match.group(1))
+            except psycopg.errors.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                result.update(status="failed", detail=str(exc).splitlines()[0])
+    except psycopg.OperationalError as exc:
+        raise TransientError(f"connection lost during `{sql}`: {str(exc).splitlines()[0]}") from None
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _drop_half_built(conn: psycopg.Connection, index: str) -> None:
+    schema, _, name = index.rpartition(".")
+    rows = conn.execute("""SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c
+                           JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON i.indexrelid = c.oid
+                           WHERE NOT i.indisvalid AND c.relname LIKE %s AND n.nspname = %s""",
+                        (name.strip('"') + "_ccnew%", (schema or "public").strip('"'))).fetchall()
+    conn.execute("SET lock_timeout = 0")
+    for (leftover,) in rows:
+        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {leftover}")

@@ -42,9 +42,22 @@ def publish(report: Report) -> Report:
     create_markdown_artifact(render_markdown(report), key=key,
                              description=f"{report.runbook} on {report.target}: {report.status.value}")
     for name, rows in report.tables.items():
-        if rows:
+        if rows and len(rows) <= 500:
             create_table_artifact(rows, key=artifact_key(key, name), description=f"{report.runbook}: {name}")
     create_link_artifact(stored.link, link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
                          key=artifact_key(key, "audit"), description="The report's copy in the audit store")
     get_run_logger().info("Report %s (%s) stored at %s", report.runbook, report.status.value, stored.link)
     return report
+
+
+@task(**retrying(retries=3, backoff=1, timeout_seconds=120))
+def read_previous_report(runbook: str, target: str) -> dict | None:
+    """The newest stored report of this runbook on this target (what this run compares against), or None."""
+    import json
+
+    from tasks.audit import chain_head
+
+    settings = load_settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    head = chain_head(store, runbook, target)
+    return json.loads(store.get(head[0])) if head else None

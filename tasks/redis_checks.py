@@ -33,3 +33,18 @@ def probe_redis(redis_url: SecretStr) -> Probe:
     return Probe(component="redis", ok=True, latency_ms=latency,
                  details={"redis_version": server.get("redis_version"), "used_memory": memory.get("used_memory", 0),
                           "maxmemory": memory.get("maxmemory", 0), "maxmemory_policy": memory.get("maxmemory_policy")})
+
+
+@task(**retrying(retries=2, backoff=1, timeout_seconds=60))
+def read_redis_review(redis_url: SecretStr, slowlog_entries: int = 10) -> tuple[dict, list[dict]]:
+    """INFO (every section) and the SLOWLOG's newest entries."""
+    client = connect(redis_url)
+    try:
+        info = client.info("everything")
+        slowlog = [{"id": e["id"], "start_time": e["start_time"], "duration_us": e["duration"],
+                    "command": (e["command"] if isinstance(e["command"], str) else " ".join(map(str, e["command"])))[:200],
+                    "client": e.get("client_address", "")}
+                   for e in client.slowlog_get(slowlog_entries)]
+    finally:
+        client.close()
+    return info, slowlog

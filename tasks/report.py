@@ -60,6 +60,7 @@ class Report(BaseModel):
     finished_at: datetime | None = None
     flow_run_id: str | None = None
     stored_at: str | None = None
+    kept: dict[str, Any] = Field(default_factory=dict)  # stored for the next run to compare against; never rendered
 
     def add(self, severity: Severity | str, message: str, next_step: str | None = None, **evidence: Any) -> "Report":
         """Add a finding; the report's status becomes at least as bad as it."""
