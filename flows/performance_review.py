@@ -35,7 +35,7 @@ def performance_review(target: str | None = None,
     with hold_slots([DATABASE_HEAVY], wait_for_slot_seconds, "performance-review"):
         sections = read_sections(t.database_url, review_queries(server["version_num"]))
         available = (sections["statements_available"].get("rows") or [None])[0]
-        if available and available["preloaded"] and available["installed"]:
+        if available is None or (available["preloaded"] and available["installed"]):  # None: the role may not tell
             sections.update(read_sections(t.database_url, {"statements": statements_sql(server["version_num"])}))
         info, slowlog = read_redis_review(t.redis_url)
 

@@ -73,6 +73,22 @@ SELECT format('%I.%I', s.schemaname, s.relname) AS "table", s.seq_scan, s.seq_tu
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 """
 
+# The same without opening any relation (sizes from pg_class, as of the last VACUUM or ANALYZE): used when a table
+# is locked by someone else, so a review or maintenance run never waits behind an ACCESS EXCLUSIVE lock.
+TABLES_WITHOUT_LOCKS = TABLES.replace(
+    "pg_total_relation_size(s.relid) AS total_bytes, pg_relation_size(s.relid) AS table_bytes,\n"
+    "       pg_indexes_size(s.relid) AS index_bytes,\n"
+    "       coalesce(pg_total_relation_size(c.reltoastrelid), 0) AS toast_bytes,",
+    "(c.relpages + coalesce(tc.relpages, 0) + coalesce(ix.pages, 0))::bigint * 8192 AS total_bytes,\n"
+    "       c.relpages::bigint * 8192 AS table_bytes, coalesce(ix.pages, 0)::bigint * 8192 AS index_bytes,\n"
+    "       coalesce(tc.relpages, 0)::bigint * 8192 AS toast_bytes,").replace(
+    "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid",
+    "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid\n"
+    "LEFT JOIN pg_class tc ON tc.oid = c.reltoastrelid\n"
+    "LEFT JOIN LATERAL (SELECT sum(ic.relpages) AS pages FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid\n"
+    "                   WHERE i.indrelid = c.oid) ix ON true")
+FALLBACKS = {"tables": TABLES_WITHOUT_LOCKS}
+
 INDEX_BLOAT = """
 SELECT format('%I.%I', n.nspname, c.relname) AS index, format('%I.%I', n.nspname, t.relname) AS "table",
        c.relpages::bigint * current_setting('block_size')::bigint AS bytes, c.reltuples::bigint AS tuples,

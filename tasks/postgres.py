@@ -202,8 +202,11 @@ def _rows(cursor) -> list[dict]:
 
 @task(**retrying(retries=2, backoff=2, timeout_seconds=None))
 def read_sections(database_url: SecretStr, queries: dict[str, str], statement_timeout_s: int = 30) -> dict[str, dict]:
-    """Run each read-only query on its own; a section the role may not read is reported, not fatal.
+    """Run each read-only query on its own; a section the role may not read is reported, not fatal, and a section
+    blocked by someone's lock is read again without taking locks where a lock-free form exists.
     Returns {name: {"rows": [...]}} or {name: {"error": "..."}}."""
+    from tasks.pg_queries import FALLBACKS
+
     out: dict[str, dict] = {}
     with connect(database_url, autocommit=True, timeout=10) as conn:
         conn.execute(f"SET statement_timeout = '{int(statement_timeout_s)}s'")
@@ -212,8 +215,14 @@ def read_sections(database_url: SecretStr, queries: dict[str, str], statement_ti
             try:
                 with conn.transaction():
                     conn.execute("SET TRANSACTION READ ONLY")
-                    out[name] = {"rows": _rows(conn.execute(query))}
-            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedTable,
+                    try:
+                        with conn.transaction():
+                            out[name] = {"rows": _rows(conn.execute(query))}
+                    except psycopg.errors.LockNotAvailable:
+                        if name not in FALLBACKS:
+                            raise
+                        out[name] = {"rows": _rows(conn.execute(FALLBACKS[name])), "estimated": True}
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable, psycopg.errors.UndefinedTable,
                     psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedColumn,
                     psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.QueryCanceled) as exc:
                 out[name] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
