@@ -42,6 +42,14 @@ def situations(ops):
                      "perf_dup_idx, perf_redundant_idx, perf_invalid_idx")
 
 
+def use_target(tmp_path, monkeypatch, name: str, database_url: str, redis_url: str, extra: str = "") -> None:
+    """Make a one-target targets file the configuration of this test."""
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  - name: {name}\n    health_url: http://127.0.0.1:1/health\n"
+                       f"    database_url: {database_url}\n    redis_url: {redis_url}\n{extra}")
+    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
+
+
 def messages(report) -> str:
     return "\n".join(f"{f.severity.value}: {f.message} -> {f.next_step}" for f in report.findings)
 
@@ -100,11 +108,7 @@ def test_missing_extension_is_reported_and_the_rest_still_runs(ops, tmp_path, mo
     with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS perf_noext")
         conn.execute("CREATE DATABASE perf_noext")
-    targets = tmp_path / "targets.yaml"
-    targets.write_text(f"targets:\n  - name: noext\n    health_url: http://127.0.0.1:1/health\n"
-                       f"    database_url: {manager.database_url(ops, 'perf_noext')}\n"
-                       f"    redis_url: {manager.redis_url(ops)}\n")
-    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
+    use_target(tmp_path, monkeypatch, "noext", manager.database_url(ops, "perf_noext"), manager.redis_url(ops))
     report = performance_review(target="noext")
     assert "pg_stat_statements is loaded but not installed in this database" in messages(report)
     assert "CREATE EXTENSION pg_stat_statements" in messages(report)
@@ -121,10 +125,7 @@ def test_a_role_without_statistics_privileges_gets_a_report_naming_what_it_could
         conn.execute("REVOKE ALL ON pg_stat_statements FROM PUBLIC")
     try:
         url = manager.database_url(ops).replace("postgres:", "ops_limited:")
-        targets = tmp_path / "targets.yaml"
-        targets.write_text(f"targets:\n  - name: limited\n    health_url: http://127.0.0.1:1/health\n"
-                           f"    database_url: {url}\n    redis_url: {manager.redis_url(ops)}\n")
-        monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
+        use_target(tmp_path, monkeypatch, "limited", url, manager.redis_url(ops))
         report = performance_review(target="limited")
         text = messages(report)
         assert "could not read statements: InsufficientPrivilege" in text
@@ -258,11 +259,8 @@ def test_bloated_index_is_rebuilt_concurrently_while_a_writer_keeps_writing_and_
 def test_maintenance_refuses_a_database_that_is_not_the_configured_one(ops, tmp_path, monkeypatch):
     from flows.database_maintenance import database_maintenance
 
-    targets = tmp_path / "targets.yaml"
-    targets.write_text(f"targets:\n  - name: pinned\n    health_url: http://127.0.0.1:1/health\n"
-                       f"    database_url: {manager.database_url(ops)}\n    redis_url: {manager.redis_url(ops)}\n"
-                       f"    system_identifier: '1234567890'\n")
-    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
+    use_target(tmp_path, monkeypatch, "pinned", manager.database_url(ops), manager.redis_url(ops),
+               extra="    system_identifier: '1234567890'\n")
     with pytest.raises(Exception, match="system_identifier: expected the cluster 1234567890"):
         database_maintenance(target="pinned")
 
