@@ -91,8 +91,8 @@ def statement_review(available: dict | None, current: list[dict] | None, previou
     out.keep["statements_reset"] = reset_now
     comparable = previous is not None and (reset_now is None or reset_now == reset_before)
     if comparable:
-        prev = pd.DataFrame(previous).set_index("queryid")
-        merged = cur.join(prev, on="queryid", rsuffix="_prev")
+        prev = pd.DataFrame(previous)
+        merged = cur.merge(prev, on="queryid", how="left", suffixes=("", "_prev"))
         new = merged["calls_prev"].isna() | (merged["calls"] < merged["calls_prev"])  # evicted and re-added counts as new
         for col in ("calls", "total_ms", "rows", "shared_blks_hit", "shared_blks_read"):
             merged[col] = merged[col] - merged[f"{col}_prev"].where(~new, 0).fillna(0)
