@@ -290,3 +290,45 @@ def test_statement_query_runs_on_this_server(situations):
         version = conn.execute("SHOW server_version_num").fetchone()[0]
         rows = conn.execute(statements_sql(int(version))).fetchall()
     assert rows
+
+
+def test_vacuum_full_waits_for_an_operator_and_runs_nothing_when_refused(situations):
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from flows.database_maintenance import database_maintenance
+
+    def fulls() -> int:
+        with psycopg.connect(situations) as conn:  # VACUUM FULL rewrites the table: its file node changes
+            return conn.execute("SELECT pg_relation_filenode('perf_events')").fetchone()[0]
+
+    before = fulls()
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(report=database_maintenance(full=True)))
+    runner.start()
+    with get_client(sync_client=True) as client:
+        deadline, paused = time.monotonic() + 120, None
+        while paused is None and time.monotonic() < deadline:
+            paused = next((r for r in client.read_flow_runs() if r.state and r.state.is_paused()
+                           and r.flow_id and client.read_flow(r.flow_id).name == "database-maintenance"), None)
+            time.sleep(0.5)
+    assert paused is not None, "VACUUM FULL did not wait for an operator"
+    assert fulls() == before
+    resume_flow_run(paused.id, run_input={"approve": False})
+    runner.join(timeout=120)
+    report = outcome["report"]
+    assert "VACUUM FULL was not approved; nothing was run" in messages(report)
+    assert any("VACUUM (FULL, ANALYZE)" in row["sql"] for row in report.tables["plan"])
+    assert "results" not in report.tables and fulls() == before
+
+
+@pytest.mark.parametrize("available, expected", [
+    ({"preloaded": False, "installed": False}, "pg_stat_statements is not loaded"),
+    ({"preloaded": True, "installed": False}, "CREATE EXTENSION pg_stat_statements"),
+])
+def test_missing_pg_stat_statements_is_explained(available, expected):
+    from tasks.perf_review import Thresholds, statement_review
+
+    section = statement_review(available, None, None, None, None, Thresholds())
+    text = " ".join(f"{f.message} {f.next_step}" for f in section.findings)
+    assert expected in text and "shared_preload_libraries" in text or available["preloaded"]
