@@ -1,0 +1,73 @@
+"""Git, driven for real: a work directory the run owns, a dated branch, one commit, a push."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from playground_ops.redact import redact
+from tasks.retry import PermanentError, TransientError
+
+TRANSIENT = ("Could not resolve host", "Connection timed out", "Connection reset", "early EOF",
+             "The remote end hung up unexpectedly", "Operation timed out")
+
+
+def git(*args: str, cwd: Path | None = None, timeout: float = 300) -> str:
+    """Run git; a failure raises with git's own (redacted) words, transient ones as TransientError."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        words = redact((result.stderr or result.stdout).strip())[-1500:]
+        error = TransientError if any(t in words for t in TRANSIENT) else PermanentError
+        raise error(f"git {args[0]} failed: {words}")
+    return result.stdout.strip()
+
+
+def check_remote(url: str, branch: str) -> str:
+    """The base branch's head commit on the remote; a one-line error for a repository or branch that does not exist."""
+    try:
+        out = git("ls-remote", "--heads", url, branch, timeout=60)
+    except PermanentError as exc:
+        reason = str(exc).split("failed: ", 1)[-1].splitlines()[0]
+        raise PermanentError(f"repository {redact(url)}: expected a git URL or path that exists ({reason})") from None
+    if not out:
+        raise PermanentError(f"repository {redact(url)}: expected a branch named {branch!r}")
+    return out.split()[0]
+
+
+def prepare_workdir(url: str, base: str, workdir: Path) -> str:
+    """Clone into (or fetch and reset) a work directory only this runbook uses; returns the base commit."""
+    if (workdir / ".git").is_dir():
+        git("fetch", "--prune", "origin", cwd=workdir)
+    else:
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        git("clone", "--quiet", url, str(workdir))
+    git("checkout", "--quiet", "-B", base, f"origin/{base}", cwd=workdir)
+    git("reset", "--quiet", "--hard", f"origin/{base}", cwd=workdir)
+    git("clean", "-fdxq", "-e", "node_modules", cwd=workdir)  # keep installed modules: npm reconciles them
+    return git("rev-parse", "HEAD", cwd=workdir)
+
+
+def start_branch(workdir: Path, branch: str, base: str) -> None:
+    """The dated branch, started afresh from the base (a rerun the same day rebuilds it)."""
+    git("checkout", "--quiet", "-B", branch, f"origin/{base}", cwd=workdir)
+
+
+def commit_all(workdir: Path, message: str, author: str = "playground-ops <ops@playground.invalid>") -> str | None:
+    """Commit every change; None when there is nothing to commit."""
+    git("add", "--all", cwd=workdir)
+    if not git("status", "--porcelain", cwd=workdir):
+        return None
+    name, _, email = author.partition(" <")
+    git("-c", f"user.name={name}", "-c", f"user.email={email.rstrip('>')}", "commit", "--quiet", "-m", message,
+        cwd=workdir)
+    return git("rev-parse", "HEAD", cwd=workdir)
+
+
+def push_branch(workdir: Path, branch: str) -> str:
+    """Push the branch, replacing an earlier run's version of it only if the remote still has what this run saw."""
+    remote = git("ls-remote", "--heads", "origin", branch, cwd=workdir)
+    lease = f"--force-with-lease={branch}:{remote.split()[0]}" if remote else f"--force-with-lease={branch}:"
+    git("push", "--quiet", lease, "origin", f"{branch}:{branch}", cwd=workdir)
+    return git("rev-parse", "HEAD", cwd=workdir)

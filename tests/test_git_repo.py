@@ -1,0 +1,67 @@
+"""Real git: clone, dated branch, commit, push, and the one-line errors an operator needs."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
+from tasks.retry import PermanentError
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "backend").mkdir()
+    (seed / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.0.0"}}\n')
+    git("init", "--quiet", "-b", "main", cwd=seed)
+    commit_all(seed, "initial")
+    bare = tmp_path / "app.git"
+    git("clone", "--quiet", "--bare", str(seed), str(bare))
+    return bare
+
+
+def test_branch_commit_push_and_a_second_run_replaces_the_branch(remote, tmp_path):
+    work = tmp_path / "work"
+    base = prepare_workdir(str(remote), "main", work)
+    assert base == check_remote(str(remote), "main")
+    start_branch(work, "dependency-updates-20261129", "main")
+    (work / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.1.3"}}\n')
+    first = commit_all(work, "chore: update dependencies 20261129")
+    assert first and push_branch(work, "dependency-updates-20261129") == first
+    assert commit_all(work, "nothing") is None  # nothing changed: no empty commit
+    # the next run starts from a fresh base and replaces the branch it owns
+    prepare_workdir(str(remote), "main", work)
+    start_branch(work, "dependency-updates-20261129", "main")
+    (work / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.1.2"}}\n')
+    second = commit_all(work, "chore: update dependencies 20261129")
+    push_branch(work, "dependency-updates-20261129")
+    assert git("rev-parse", "dependency-updates-20261129", cwd=remote) == second
+    assert git("log", "--format=%s", "-1", "dependency-updates-20261129", cwd=remote) == "chore: update dependencies 20261129"
+
+
+def test_a_rejected_push_is_a_clear_failure(remote, tmp_path):
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'GH006: Protected branch update failed' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    work = tmp_path / "work"
+    prepare_workdir(str(remote), "main", work)
+    start_branch(work, "dependency-updates-20261129", "main")
+    (work / "x").write_text("x")
+    commit_all(work, "change")
+    with pytest.raises(PermanentError, match="git push failed: .*Protected branch update failed"):
+        push_branch(work, "dependency-updates-20261129")
+
+
+@pytest.mark.parametrize("url, branch, expected", [
+    ("/nonexistent/app.git", "main", "expected a git URL or path that exists"),
+    (None, "develop", "expected a branch named 'develop'"),
+])
+def test_missing_repository_or_branch_is_one_line_before_cloning(remote, tmp_path, url, branch, expected):
+    with pytest.raises(PermanentError, match=expected) as failed:
+        check_remote(url or str(remote), branch)
+    assert len(str(failed.value).strip().splitlines()) == 1
+    assert not (tmp_path / "work").exists()
