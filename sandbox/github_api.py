@@ -66,6 +66,9 @@ def make_app(state: PullRequests) -> Starlette:
             return None, _error(404, "Not Found")
         return state.repos[repo], None
 
+    def find(prs: list[dict], request: Request) -> dict | None:
+        return next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
+
     def shape(pr: dict[str, Any], owner: str, repo: str) -> dict[str, Any]:
         base_url = f"https://github.com/{owner}/{repo}/pull/{pr['number']}"
         return {**pr, "html_url": base_url, "url": f"/repos/{owner}/{repo}/pulls/{pr['number']}",
@@ -108,7 +111,7 @@ def make_app(state: PullRequests) -> Starlette:
         prs, denied = guard(request)
         if denied:
             return denied
-        pr = next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
+        pr = find(prs, request)
         if pr is None:
             return _error(404, "Not Found")
         if request.method == "PATCH":
@@ -125,7 +128,7 @@ def make_app(state: PullRequests) -> Starlette:
         prs, denied = guard(request)
         if denied:
             return denied
-        pr = next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
+        pr = find(prs, request)
         if pr is None:
             return _error(404, "Not Found")
         body = await request.json()
