@@ -22,4 +22,5 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     with __import__("psycopg").connect(os.environ.get("OPS_SANDBOX_ADMIN_URL",
                                                       "postgresql://postgres@127.0.0.1:5432/postgres"),
                                        autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS playground_sandbox_demo WITH (FORCE)")
+        for database in ("playground_sandbox_demo", "playground_sandbox_demo_restore_scratch"):
+            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -109,7 +109,11 @@ def test_missing_extension_is_reported_and_the_rest_still_runs(ops, tmp_path, mo
         conn.execute("DROP DATABASE IF EXISTS perf_noext")
         conn.execute("CREATE DATABASE perf_noext")
     use_target(tmp_path, monkeypatch, "noext", manager.database_url(ops, "perf_noext"), manager.redis_url(ops))
-    report = performance_review(target="noext")
+    try:
+        report = performance_review(target="noext")
+    finally:
+        with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS perf_noext WITH (FORCE)")
     assert "pg_stat_statements is loaded but not installed in this database" in messages(report)
     assert "CREATE EXTENSION pg_stat_statements" in messages(report)
     assert report.figures["database_bytes"] > 0 and "connections" in report.tables
