@@ -7,11 +7,10 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.maintenance_plan import ensure_configured_database, plan_maintenance, size_rows
+from tasks.maintenance_plan import dead_tuples_before_after, ensure_configured_database, plan_maintenance, size_rows
 from tasks.perf_review import Thresholds
-from tasks.pg_queries import (DATABASE_SIZE, INDEX_BLOAT, INDEXES, REINDEX_IN_PROGRESS, SERVER, SYSTEM_IDENTIFIER,
-                              TABLES)
-from tasks.postgres import read_sections, run_maintenance_step
+from tasks.pg_queries import DATABASE_SIZE, INDEX_BLOAT, INDEXES, REINDEX_IN_PROGRESS, TABLES
+from tasks.postgres import read_sections, read_server_identity, run_maintenance_step
 from tasks.progress import show_progress, start_progress
 from tasks.publish import publish
 from tasks.report import Report
@@ -37,8 +36,7 @@ def database_maintenance(target: str | None = None, vacuum: bool = True, full: b
                          wait_for_slot_seconds: Annotated[int, Field(ge=0, le=86_400)] = 1800) -> Report:
     """VACUUM (ANALYZE) table by table and REINDEX CONCURRENTLY where it pays; dry_run lists exactly what would run."""
     t = load_target(target)
-    identity = read_sections(t.database_url, {"server": SERVER, "system": SYSTEM_IDENTIFIER})
-    server = {**identity["server"]["rows"][0], **(identity["system"].get("rows") or [{}])[0]}
+    server = read_server_identity(t.database_url)
     ensure_configured_database(t.database_name, t.system_identifier, server)
     limits = Thresholds(bloat_ratio=reindex_bloat_ratio, bloat_min_bytes=reindex_min_bytes)
     with hold_slots([DATABASE_HEAVY], wait_for_slot_seconds, "database-maintenance"):
@@ -65,9 +63,7 @@ def database_maintenance(target: str | None = None, vacuum: bool = True, full: b
 
     report.tables.update(results=results, sizes_after=size_rows(after))
     report.figures["database_bytes_after"] = after["database_size"]["rows"][0]["bytes"]
-    dead = {r["table"]: r["n_dead_tup"] for r in after["tables"]["rows"]}
-    report.tables["dead_tuples"] = [{"table": r["table"], "before": r["n_dead_tup"], "after": dead.get(r["table"])}
-                                    for r in before["tables"]["rows"] if r["n_dead_tup"]]
+    report.tables["dead_tuples"] = dead_tuples_before_after(before, after)
     for r in results:
         if r["status"] != "done":
             report.add("warning", f"{r['step']} of {r['object']} {r['status']}: {r['detail']}",

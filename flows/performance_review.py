@@ -8,8 +8,8 @@ from playground_ops.runbook import runbook
 from tasks.maintenance_plan import ensure_configured_database
 from tasks.perf_review import (Section, Thresholds, growth_review, health_review, index_review, order_findings,
                                redis_review, statement_review, unreadable)
-from tasks.pg_queries import SERVER, SYSTEM_IDENTIFIER, review_queries, statements_sql
-from tasks.postgres import explain_statements, read_sections
+from tasks.pg_queries import review_queries, statements_sql
+from tasks.postgres import explain_statements, read_sections, read_server_identity
 from tasks.publish import publish, read_previous_report
 from tasks.redis_checks import read_redis_review
 from tasks.report import Report
@@ -28,8 +28,7 @@ def performance_review(target: str | None = None,
     t = load_target(target)
     limits = Thresholds(slow_mean_ms=slow_mean_ms, long_running_s=long_running_s,
                         idle_in_transaction_s=idle_in_transaction_s)
-    identity = read_sections(t.database_url, {"server": SERVER, "system": SYSTEM_IDENTIFIER})
-    server = {**identity["server"]["rows"][0], **(identity["system"].get("rows") or [{}])[0]}
+    server = read_server_identity(t.database_url)
     ensure_configured_database(t.database_name, t.system_identifier, server)
     previous = (read_previous_report("performance-review", t.name) or {}).get("kept", {})
     with hold_slots([DATABASE_HEAVY], wait_for_slot_seconds, "performance-review"):

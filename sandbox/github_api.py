@@ -66,8 +66,13 @@ def make_app(state: PullRequests) -> Starlette:
             return None, _error(404, "Not Found")
         return state.repos[repo], None
 
-    def find(prs: list[dict], request: Request) -> dict | None:
-        return next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
+    def guarded_pr(request: Request) -> tuple[dict | None, JSONResponse | None]:
+        """The pull request the path names, or the 401/404 GitHub would answer instead."""
+        prs, denied = guard(request)
+        if denied:
+            return None, denied
+        pr = next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
+        return (pr, None) if pr is not None else (None, _error(404, "Not Found"))
 
     def shape(pr: dict[str, Any], owner: str, repo: str) -> dict[str, Any]:
         base_url = f"https://github.com/{owner}/{repo}/pull/{pr['number']}"
@@ -108,12 +113,9 @@ def make_app(state: PullRequests) -> Starlette:
 
     async def pull(request: Request) -> JSONResponse:
         owner, repo = request.path_params["owner"], request.path_params["repo"]
-        prs, denied = guard(request)
+        pr, denied = guarded_pr(request)
         if denied:
             return denied
-        pr = find(prs, request)
-        if pr is None:
-            return _error(404, "Not Found")
         if request.method == "PATCH":
             body = await request.json()
             with state.lock:
@@ -125,12 +127,9 @@ def make_app(state: PullRequests) -> Starlette:
         return JSONResponse(shape(pr, owner, repo))
 
     async def labels(request: Request) -> JSONResponse:
-        prs, denied = guard(request)
+        pr, denied = guarded_pr(request)
         if denied:
             return denied
-        pr = find(prs, request)
-        if pr is None:
-            return _error(404, "Not Found")
         body = await request.json()
         with state.lock:
             pr["labels"] = list(dict.fromkeys(pr["labels"] + list(body.get("labels", []))))

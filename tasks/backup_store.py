@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -262,8 +262,3 @@ def open_backup_store(url: str, endpoint_url: str | None = None) -> BackupStore:
         raise ConfigError("OPS_BACKUP_URL", "a directory path or s3://bucket/prefix", got=url)
     return LocalBackupStore(url)
 
-
-def counted(chunks: Iterable[bytes], on_bytes: Callable[[int], None]) -> Iterator[bytes]:
-    for chunk in chunks:
-        on_bytes(len(chunk))
-        yield chunk

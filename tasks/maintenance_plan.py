@@ -60,6 +60,13 @@ def size_rows(sections: dict[str, dict], top: int = 15) -> list[dict[str, Any]]:
             for r in tabs]
 
 
+def dead_tuples_before_after(before: dict[str, dict], after: dict[str, dict]) -> list[dict[str, Any]]:
+    """Each table that had dead tuples, with its count before and after the run."""
+    dead = {r["table"]: r["n_dead_tup"] for r in after["tables"]["rows"]}
+    return [{"table": r["table"], "before": r["n_dead_tup"], "after": dead.get(r["table"])}
+            for r in before["tables"]["rows"] if r["n_dead_tup"]]
+
+
 def ensure_configured_database(configured_name: str, configured_identifier: str | None, server: dict[str, Any]) -> None:
     """Refuse a connection that landed on another database than the target's (or another cluster, when pinned)."""
     if server["database"] != configured_name:

@@ -302,3 +302,12 @@ def _drop_half_built(conn: psycopg.Connection, index: str) -> None:
     conn.execute("SET lock_timeout = 0")
     for (leftover,) in rows:
         conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {leftover}")
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=60))
+def read_server_identity(database_url: SecretStr) -> dict:
+    """Server version, the database connected to and, where the role may read it, the cluster's system identifier."""
+    from tasks.pg_queries import SERVER, SYSTEM_IDENTIFIER
+
+    identity = read_sections.fn(database_url, {"server": SERVER, "system": SYSTEM_IDENTIFIER})
+    return {**identity["server"]["rows"][0], **(identity["system"].get("rows") or [{}])[0]}
