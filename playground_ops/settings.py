@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -32,6 +33,10 @@ EXPECTED = {
     "OPS_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/...",
     "RENDER_API_URL": "http(s)://host/v1",
     "TARGET_NAME": "lowercase letters, digits and dashes, e.g. production",
+    "OPS_REPO_URL": "a git URL or the path of a git repository",
+    "OPS_REPO_PROJECTS": "comma-separated path=ecosystem pairs, e.g. backend=npm,frontend=npm,api=python",
+    "GITHUB_REPOSITORY": "owner/name",
+    "GITHUB_API_URL": "http(s)://host[/prefix], e.g. https://api.github.com",
 }
 
 
@@ -81,6 +86,76 @@ class Platform(BaseModel):
     service_id: str | None = None
 
 
+class Project(BaseModel):
+    """One project in the application's repository: its folder, its package manager, and its test command."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str
+    ecosystem: Literal["npm", "python"]
+    test: str | None = None  # default: `npm test`, or pytest for Python projects
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        value = value.strip().strip("/") or "."
+        if value.startswith("..") or "/../" in f"/{value}/" or value.startswith("~"):
+            raise ValueError(f"expected a folder inside the repository, such as 'backend' (got {value!r})")
+        return value
+
+
+class CodeHost(BaseModel):
+    """Where pull requests are opened: GitHub's REST API (or a compatible one) for one repository."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["github"] = "github"
+    api_url: str = "https://api.github.com"
+    repository: str
+    token: SecretStr
+
+    @field_validator("repository")
+    @classmethod
+    def _owner_name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value):
+            raise ValueError(f"expected {EXPECTED['GITHUB_REPOSITORY']} (got {value!r})")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"expected {EXPECTED['GITHUB_API_URL']} (got {value!r})")
+        return value.rstrip("/")
+
+
+class Repository(BaseModel):
+    """The application's git repository: where it is, its base branch, its projects and where its PRs go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    base: str = "main"
+    projects: list[Project]
+    integration_test: str = "test:integration"  # an npm script at the repository's root, run where it exists
+    code_host: CodeHost | None = None
+    # vulnerability services: npm's registry (bulk advisories) and OSV; None means the public ones
+    npm_audit_registry: str | None = None
+    osv_url: str | None = None
+
+    @property
+    def url_password(self) -> str | None:
+        """A password or token written into an https URL (https://x-access-token:TOKEN@host/...), kept out of logs."""
+        return urlsplit(self.url).password if "://" in self.url else None
+
+    @field_validator("projects")
+    @classmethod
+    def _some(cls, value: list[Project]) -> list[Project]:
+        if not value:
+            raise ValueError(f"expected {EXPECTED['OPS_REPO_PROJECTS']}")
+        return value
+
+
 class Target(BaseModel):
     """A system being maintained: its name, environment, and how to reach its service, database and cache."""
 
@@ -96,6 +171,7 @@ class Target(BaseModel):
     app_schema: AppSchema = Field(default_factory=AppSchema)
     # pin the database's identity (SELECT system_identifier FROM pg_control_system()): maintenance refuses any other
     system_identifier: str | None = None
+    repository: Repository | None = None
 
     @field_validator("name")
     @classmethod
@@ -172,12 +248,23 @@ class Settings(BaseSettings):
     verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
     backup_part_size_mib: int | None = Field(None, ge=5, le=5120, validation_alias="OPS_BACKUP_PART_SIZE_MIB")
 
+    # the application's repository, for the dependency runbooks (the single default target's)
+    repo_url: str | None = Field(None, validation_alias="OPS_REPO_URL")
+    repo_base: str = Field("main", validation_alias="OPS_REPO_BASE")
+    repo_projects: str | None = Field(None, validation_alias="OPS_REPO_PROJECTS")
+    github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
+    github_repository: str | None = Field(None, validation_alias="GITHUB_REPOSITORY")
+    github_token: SecretStr | None = Field(None, validation_alias="GITHUB_TOKEN")
+    npm_audit_registry: str | None = Field(None, validation_alias="OPS_NPM_AUDIT_REGISTRY")
+    osv_url: str | None = Field(None, validation_alias="OPS_OSV_URL")
+
     # the sandbox
     sandbox_admin_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="OPS_SANDBOX_ADMIN_URL")
     sandbox_database: str = Field("playground_sandbox", validation_alias="OPS_SANDBOX_DATABASE")
     sandbox_redis_url: str = Field("redis://127.0.0.1:6379", validation_alias="OPS_SANDBOX_REDIS_URL")
     sandbox_redis_db: int = Field(15, ge=0, le=15, validation_alias="OPS_SANDBOX_REDIS_DB")
     sandbox_port: int = Field(8787, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PORT")
+    sandbox_standins_port: int = Field(8788, ge=1024, le=65535, validation_alias="OPS_SANDBOX_STANDINS_PORT")
 
     @field_validator("audit_url", "backup_url")
     @classmethod
@@ -220,7 +307,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise _config_error(exc, source="environment") from None
     for secret in (settings.database_url, settings.redis_url, settings.jwt_secret, settings.render_api_key,
-                   settings.webhook_url, settings.slack_webhook_url, settings.verify_database_url):
+                   settings.webhook_url, settings.slack_webhook_url, settings.verify_database_url, settings.github_token):
         if secret is not None:
             register_secret(secret.get_secret_value())
     return settings
@@ -294,12 +381,35 @@ def _target_from_env(settings: Settings) -> Target:
     try:
         return Target(name=settings.target_name, environment=settings.target_environment,
                       health_url=settings.health_url, database_url=settings.database_url,
-                      redis_url=settings.redis_url, jwt_secret=settings.jwt_secret, platform=platform)
+                      redis_url=settings.redis_url, jwt_secret=settings.jwt_secret, platform=platform,
+                      repository=_repository_from_env(settings))
     except ValidationError as exc:
         err = _config_error(exc, source="file")
         env_names = {"name": "TARGET_NAME", "environment": "TARGET_ENVIRONMENT", "health_url": "HEALTH_URL",
-                     "database_url": "DATABASE_URL", "redis_url": "REDIS_URL"}
+                     "database_url": "DATABASE_URL", "redis_url": "REDIS_URL", "repository.url": "OPS_REPO_URL",
+                     "repository.code_host.repository": "GITHUB_REPOSITORY",
+                     "repository.code_host.api_url": "GITHUB_API_URL"}
         raise ConfigError(env_names.get(err.name, err.name), err.expected) from None
+
+
+def _repository_from_env(settings: Settings) -> dict | None:
+    """OPS_REPO_URL, OPS_REPO_PROJECTS=backend=npm,frontend=npm and GITHUB_* as the target's repository."""
+    if not settings.repo_url:
+        return None
+    projects = []
+    for pair in (settings.repo_projects or "").split(","):
+        path, _, ecosystem = pair.strip().partition("=")
+        if not path or ecosystem not in ("npm", "python"):
+            raise ConfigError("OPS_REPO_PROJECTS", EXPECTED["OPS_REPO_PROJECTS"], got=settings.repo_projects or "")
+        projects.append({"path": path, "ecosystem": ecosystem})
+    code_host = None
+    if settings.github_repository:
+        if settings.github_token is None:
+            raise ConfigError("GITHUB_TOKEN", "a token allowed to open pull requests on " + settings.github_repository)
+        code_host = {"api_url": settings.github_api_url, "repository": settings.github_repository,
+                     "token": settings.github_token}
+    return {"url": settings.repo_url, "base": settings.repo_base, "projects": projects, "code_host": code_host,
+            "npm_audit_registry": settings.npm_audit_registry, "osv_url": settings.osv_url}
 
 
 def load_targets(settings: Settings | None = None) -> tuple[dict[str, Target], str]:
@@ -313,7 +423,10 @@ def load_targets(settings: Settings | None = None) -> tuple[dict[str, Target], s
     for t in targets.values():
         register_secret(t.database_url.get_secret_value(), t.redis_url.get_secret_value(),
                         t.jwt_secret.get_secret_value() if t.jwt_secret else None,
-                        t.platform.api_key.get_secret_value() if t.platform.api_key else None)
+                        t.platform.api_key.get_secret_value() if t.platform.api_key else None,
+                        t.repository.code_host.token.get_secret_value()
+                        if t.repository and t.repository.code_host else None,
+                        t.repository.url_password if t.repository else None)
     return targets, default
 
 

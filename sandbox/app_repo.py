@@ -7,6 +7,7 @@ The dependency runbooks clone it, update it, test it and push branches to it, ex
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from tasks.git_repo import commit_all, git
@@ -61,10 +62,11 @@ def create_app_repo(root: Path, name: str = "playground-app") -> Path:
     bare = root / f"{name}.git"
     if bare.exists():
         return bare
-    work = root / f".{name}-seed"
-    work.mkdir(parents=True, exist_ok=True)
-    write_app(work)
-    git("init", "--quiet", "-b", "main", cwd=work)
-    commit_all(work, "Initial commit of the playground app")
-    git("clone", "--quiet", "--bare", str(work), str(bare))
+    with tempfile.TemporaryDirectory(prefix=f"{name}-seed-") as seed:
+        work = Path(seed)
+        write_app(work)
+        git("init", "--quiet", "-b", "main", cwd=work)
+        commit_all(work, "Initial commit of the playground app")
+        root.mkdir(parents=True, exist_ok=True)
+        git("clone", "--quiet", "--bare", str(work), str(bare))
     return bare

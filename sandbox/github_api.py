@@ -10,13 +10,12 @@ Authentication: `Authorization: Bearer <token>` (or `token <token>`); a wrong or
 {"message": "Bad credentials", ...}; an unknown repository gets 404 {"message": "Not Found", ...}.
 Differences from GitHub: one process's memory (optionally a JSON file), no pagination beyond one page of 100,
 no rate limiting, repositories are declared when the stand-in starts.
-Run: uvicorn sandbox.github_api:app (settings from GITHUB_STANDIN_TOKEN, GITHUB_STANDIN_REPOS=owner/repo,...).
+It runs inside the sandbox's stand-ins process (sandbox.standins), under /github.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -142,11 +141,3 @@ def make_app(state: PullRequests) -> Starlette:
         Route("/repos/{owner}/{repo}/issues/{number:int}/labels", labels, methods=["POST"]),
     ])
 
-
-def _from_env() -> Starlette:
-    repos = [r for r in os.environ.get("GITHUB_STANDIN_REPOS", "").split(",") if r]
-    path = os.environ.get("GITHUB_STANDIN_STATE")
-    return make_app(PullRequests(repos, os.environ.get("GITHUB_STANDIN_TOKEN", ""), Path(path) if path else None))
-
-
-app = _from_env() if os.environ.get("GITHUB_STANDIN_REPOS") else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,9 +22,11 @@ import redis
 from psycopg import sql
 
 from playground_ops.settings import Settings
+from sandbox.app_repo import create_app_repo
 
 SANDBOX_DB_PASSWORD = "sandbox-db-password"  # trust auth ignores it; it is there to show that passwords are masked
 ROOT = Path(__file__).resolve().parent.parent
+APP_REPO = "playground/playground-app"  # the application's repository, as the GitHub stand-in names it
 
 
 @dataclass
@@ -53,12 +56,28 @@ def redis_url(settings: Settings) -> str:
     return f"{settings.sandbox_redis_url.rstrip('/')}/{settings.sandbox_redis_db}"
 
 
-def jwt_secret(settings: Settings) -> str:
-    path = state_dir(settings) / "jwt_secret"
+def _state_secret(settings: Settings, name: str) -> str:
+    path = state_dir(settings) / name
     if not path.exists():
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def jwt_secret(settings: Settings) -> str:
+    return _state_secret(settings, "jwt_secret")
+
+
+def github_token(settings: Settings) -> str:
+    return "ghp_" + _state_secret(settings, "github_token")[:36]
+
+
+def standins_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.sandbox_standins_port}"
+
+
+def app_repo_path(settings: Settings) -> Path:
+    return state_dir(settings) / f"{APP_REPO.split('/')[1]}.git"
 
 
 def target_env(settings: Settings) -> dict[str, str]:
@@ -66,7 +85,12 @@ def target_env(settings: Settings) -> dict[str, str]:
     return {"TARGET_NAME": "sandbox", "TARGET_ENVIRONMENT": "sandbox",
             "HEALTH_URL": f"http://127.0.0.1:{settings.sandbox_port}/health",
             "DATABASE_URL": database_url(settings), "REDIS_URL": redis_url(settings),
-            "JWT_SECRET": jwt_secret(settings)}
+            "JWT_SECRET": jwt_secret(settings),
+            "OPS_REPO_URL": str(app_repo_path(settings)), "OPS_REPO_BASE": "main",
+            "OPS_REPO_PROJECTS": "backend=npm,frontend=npm,python=python",
+            "GITHUB_API_URL": f"{standins_url(settings)}/github", "GITHUB_REPOSITORY": APP_REPO,
+            "GITHUB_TOKEN": github_token(settings),
+            "OPS_NPM_AUDIT_REGISTRY": f"{standins_url(settings)}/", "OPS_OSV_URL": f"{standins_url(settings)}/osv/v1/query"}
 
 
 def ensure_database(settings: Settings) -> bool:
@@ -86,8 +110,19 @@ def _preloaded(conn: psycopg.Connection) -> bool:
     return "pg_stat_statements" in conn.execute("SHOW shared_preload_libraries").fetchone()[0]
 
 
-def _pidfile(settings: Settings) -> Path:
-    return state_dir(settings) / "backend.pid"
+def _services(settings: Settings) -> dict[str, tuple[str, int, str, dict[str, str]]]:
+    """name -> (ASGI app, port, health path, extra environment)."""
+    return {
+        "backend": ("sandbox.backend:app", settings.sandbox_port, "/health",
+                    {**target_env(settings), "APP_VERSION": "sandbox-1.0.0"}),
+        "standins": ("sandbox.standins:app", settings.sandbox_standins_port, "/healthz",
+                     {"GITHUB_STANDIN_TOKEN": github_token(settings), "GITHUB_STANDIN_REPOS": APP_REPO,
+                      "GITHUB_STANDIN_STATE": str(state_dir(settings) / "github.json")}),
+    }
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return state_dir(settings) / f"{name}.pid"
 
 
 def _alive(pid: int) -> bool:
@@ -101,8 +136,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def backend_pid(settings: Settings) -> int | None:
-    path = _pidfile(settings)
+def service_pid(settings: Settings, name: str) -> int | None:
+    path = _pidfile(settings, name)
     if path.exists():
         pid = int(path.read_text().strip() or 0)
         if pid and _alive(pid):
@@ -110,19 +145,23 @@ def backend_pid(settings: Settings) -> int | None:
     return None
 
 
-def start_backend(settings: Settings, wait: float = 30.0) -> int:
-    """Start the stand-in backend (uvicorn) on loopback unless it runs; wait until /health answers."""
-    pid = backend_pid(settings)
+def backend_pid(settings: Settings) -> int | None:
+    return service_pid(settings, "backend")
+
+
+def start_service(settings: Settings, name: str, wait: float = 30.0) -> int:
+    """Start one of the sandbox's processes (uvicorn on loopback) unless it runs; wait until it answers."""
+    app, port, health, extra_env = _services(settings)[name]
+    pid = service_pid(settings, name)
     if pid is None:
-        env = {**os.environ, **target_env(settings), "APP_VERSION": "sandbox-1.0.0", "PYTHONPATH": str(ROOT)}
-        log = open(state_dir(settings) / "backend.log", "ab")
+        env = {**os.environ, **extra_env, "PYTHONPATH": str(ROOT)}
+        log = open(state_dir(settings) / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sandbox.backend:app", "--host", "127.0.0.1",
-             "--port", str(settings.sandbox_port), "--no-access-log"],
+            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         pid = process.pid
-        _pidfile(settings).write_text(str(pid))
-    url = target_env(settings)["HEALTH_URL"]
+        _pidfile(settings, name).write_text(str(pid))
+    url = f"http://127.0.0.1:{port}{health}"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
@@ -133,14 +172,18 @@ def start_backend(settings: Settings, wait: float = 30.0) -> int:
         if not _alive(pid):
             break
         time.sleep(0.2)
-    raise RuntimeError(f"the sandbox backend did not become healthy at {url}; see {state_dir(settings) / 'backend.log'}")
+    raise RuntimeError(f"the sandbox's {name} did not answer at {url}; see {state_dir(settings) / (name + '.log')}")
 
 
-def stop_backend(settings: Settings, timeout: float = 10.0) -> bool:
-    """Stop the stand-in backend; True if one was running."""
-    pid = backend_pid(settings)
+def start_backend(settings: Settings, wait: float = 30.0) -> int:
+    return start_service(settings, "backend", wait)
+
+
+def stop_service(settings: Settings, name: str, timeout: float = 10.0) -> bool:
+    """Stop one of the sandbox's processes; True if it was running."""
+    pid = service_pid(settings, name)
     if pid is None:
-        _pidfile(settings).unlink(missing_ok=True)
+        _pidfile(settings, name).unlink(missing_ok=True)
         return False
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -148,8 +191,12 @@ def stop_backend(settings: Settings, timeout: float = 10.0) -> bool:
         time.sleep(0.1)
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
-    _pidfile(settings).unlink(missing_ok=True)
+    _pidfile(settings, name).unlink(missing_ok=True)
     return True
+
+
+def stop_backend(settings: Settings, timeout: float = 10.0) -> bool:
+    return stop_service(settings, "backend", timeout)
 
 
 def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int = 7) -> SandboxStatus:
@@ -161,14 +208,20 @@ def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int =
         empty = conn.execute("SELECT NOT EXISTS (SELECT FROM users)").fetchone()[0]
     if empty:
         seed(database_url(settings), users=users, requests=requests, days=days)
+    create_app_repo(state_dir(settings), APP_REPO.split("/")[1])
     start_backend(settings)
+    start_service(settings, "standins")
     return status(settings)
 
 
 def down(settings: Settings, purge: bool = False) -> None:
-    """Stop the backend; with purge, also drop the sandbox database and empty its Redis database."""
+    """Stop the backend and the stand-ins; with purge, also drop the sandbox database, empty its Redis database, and
+    remove the application repository and the pull requests."""
     stop_backend(settings)
+    stop_service(settings, "standins")
     if purge:
+        shutil.rmtree(app_repo_path(settings), ignore_errors=True)
+        (state_dir(settings) / "github.json").unlink(missing_ok=True)
         with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.sandbox_database)))
         redis.Redis.from_url(redis_url(settings)).flushdb()

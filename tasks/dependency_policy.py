@@ -8,7 +8,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-SEMVER = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+from tasks.report import markdown_table
+
+# semver, and the shorter and PEP 440 shapes Python packages use (3.6, 1.0rc1, 2.0.0.post1 is not a release bump)
+SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-?((?:a|b|rc|alpha|beta|dev|pre)[0-9.]*|(?<=-)[0-9A-Za-z.-]+))?"
+                    r"(?:\+[0-9A-Za-z.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ def parse_version(text: str | None) -> Version | None:
     match = SEMVER.match((text or "").strip())
     if not match:
         return None
-    return Version(int(match[1]), int(match[2]), int(match[3]), match[4])
+    return Version(int(match[1]), int(match[2] or 0), int(match[3] or 0), match[4])
 
 
 def classify(current: str | None, target: str | None) -> str:
@@ -62,6 +66,43 @@ class Outdated:
     kind: str
     action: str
     note: str = ""
+    ecosystem: str = "npm"
+
+    @property
+    def target(self) -> str | None:
+        """The version this update moves to: the one applied, or for a planned major the latest."""
+        return self.wanted if self.action == "apply" else self.latest
+
+
+def newest_within(current: str | None, versions: list[str]) -> str | None:
+    """The newest stable release a routine update may reach from current (same major; same minor in 0.x), if newer."""
+    now = parse_version(current)
+    if now is None:
+        return None
+    best: Version | None = None
+    best_text = None
+    for text in versions:
+        v = parse_version(text)
+        if v is None or v.prerelease or classify(current, text) not in ("patch", "minor"):
+            continue
+        if best is None or (v.major, v.minor, v.patch) > (best.major, best.minor, best.patch):
+            best, best_text = v, text
+    return best_text
+
+
+def split_majors(items: list[Outdated], versions: dict[str, list[str]]) -> list[Outdated]:
+    """Renovate's manners for a package whose latest is a major: the newest release within the current major is
+    applied as a routine update, and the major itself is listed for a person to plan."""
+    out: list[Outdated] = []
+    for item in items:
+        out.append(item)
+        if item.kind == "major" and item.package in versions:
+            within = newest_within(item.current, versions[item.package])
+            if within:
+                kind = classify(item.current, within)
+                out.append(Outdated(item.project, item.package, item.current, within, within, kind, POLICY[kind],
+                                    f"latest {item.latest} is a major: planned separately", item.ecosystem))
+    return sorted(out, key=lambda o: (o.project, o.package, o.action))
 
 
 def parse_npm_outdated(text: str, project: str) -> list[Outdated]:
@@ -93,6 +134,113 @@ def parse_npm_outdated(text: str, project: str) -> list[Outdated]:
     return sorted(found.values(), key=lambda o: (o.project, o.package))
 
 
+def parse_pip_outdated(text: str, project: str, pinned: dict[str, str]) -> list[Outdated]:
+    """`uv pip list --outdated --format json`, kept to what the project pins directly (`name==version`)."""
+    items = []
+    for entry in json.loads(text or "[]"):
+        name = canonical(entry["name"])
+        if name not in pinned:
+            continue
+        kind = classify(entry["version"], entry["latest_version"])
+        items.append(Outdated(project, name, entry["version"], entry["latest_version"], entry["latest_version"], kind,
+                              POLICY[kind], ecosystem="python"))
+    return sorted(items, key=lambda o: o.package)
+
+
+def canonical(name: str) -> str:
+    """A Python distribution's normalised name (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_requirement_pins(text: str) -> dict[str, str]:
+    """The exact pins (`name==version`) of a requirements file, by normalised name."""
+    pins = {}
+    for line in text.splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)", line)
+        if match:
+            pins[canonical(match[1])] = match[3]
+    return pins
+
+
+def rewrite_requirement_pins(text: str, updates: dict[str, str]) -> str:
+    """The requirements file with the given pins moved to new versions; everything else kept byte for byte."""
+    def bump(match: re.Match) -> str:
+        name = canonical(match[1])
+        return f"{match[1]}{match[2] or ''}{match[3]}{updates[name]}" if name in updates else match[0]
+
+    return re.sub(r"(?m)^(\s*[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(\s*==\s*)([^\s;#]+)",
+                  lambda m: bump(m) if canonical(m[1].strip()) in updates else m[0], text)
+
+
+@dataclass
+class UpdatePlan:
+    apply: list[Outdated]
+    planned: list[Outdated]
+    skipped: list[Outdated]
+
+    def scopes(self) -> list[tuple[str, list[Outdated]]]:
+        """What to try, in order: patch and minor together, then (if that fails its tests) patch only."""
+        patches = [u for u in self.apply if u.kind == "patch"]
+        tries = [("patch and minor", self.apply)]
+        if patches and len(patches) < len(self.apply):
+            tries.append(("patch only", patches))
+        return tries if self.apply else []
+
+
+def plan_updates(items: list[Outdated], include_minor: bool = True) -> UpdatePlan:
+    """The guide's policy: patch (and, after testing, minor) updates apply; majors are planned by a person."""
+    apply = [i for i in items if i.action == "apply" and (include_minor or i.kind == "patch")]
+    held = [i for i in items if i.action == "apply" and not (include_minor or i.kind == "patch")]
+    for item in held:
+        item.note = item.note or "minor updates turned off for this run"
+    return UpdatePlan(apply, [i for i in items if i.action == "plan"],
+                      held + [i for i in items if i.action == "skip"])
+
+
+def release_notes_url(repository: str | dict | None) -> str | None:
+    """The releases page of a GitHub-hosted package, from the repository its registry gives (a URL, an object with
+    one, or npm's `owner/name` / `github:owner/name` shorthand)."""
+    if isinstance(repository, dict):
+        repository = repository.get("url")
+    shorthand = re.match(r"^(?:github:)?([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+)$", repository or "")
+    if shorthand:
+        return f"https://github.com/{shorthand[1]}/{shorthand[2]}/releases"
+    match = re.search(r"github\.com[/:]([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:[/#].*)?$", repository or "")
+    return f"https://github.com/{match[1]}/{match[2]}/releases" if match else None
+
+
+def update_rows(items: list[Outdated], notes: dict[str, str]) -> list[dict[str, Any]]:
+    """package, project, from, to, type and a release-notes link, one row per update."""
+    def link(item: Outdated) -> str:
+        url = notes.get(f"{item.ecosystem}:{item.package}")
+        return f"[release notes]({url})" if url else ""
+
+    return [{"package": i.package, "project": i.project, "from": i.current or "", "to": i.target or "",
+             "type": i.kind, "release notes": link(i)} for i in items]
+
+
+def _http(url: str | None) -> bool:
+    return bool(url) and url.startswith(("http://", "https://"))
+
+
+def pull_request_body(applied: list[Outdated], planned: list[Outdated], held_back: list[Outdated],
+                      notes: dict[str, str], tests: list[dict[str, Any]], run_url: str | None) -> str:
+    """The pull request's description: what changed, what was tested, what needs a person (pure)."""
+    parts = ["This pull request updates dependencies under the maintenance guide's policy: patch and minor updates, "
+             "tested together; major updates are listed for a person to plan.", "",
+             f"### Updated ({len(applied)})", markdown_table(update_rows(applied, notes), limit=500)]
+    if held_back:
+        parts += ["", f"### Held back: the tests failed with them ({len(held_back)})",
+                  markdown_table(update_rows(held_back, notes), limit=500)]
+    if planned:
+        parts += ["", f"### Major updates that need a plan ({len(planned)})",
+                  markdown_table(update_rows(planned, notes), limit=500)]
+    parts += ["", "### Tests", markdown_table(tests, limit=500)]
+    parts += ["", "---", "Opened and kept up to date by playground-ops `dependency-update`; a later run updates this "
+              "pull request rather than opening another." + (f" [Run]({run_url})" if _http(run_url) else "")]
+    return "\n".join(parts)
+
+
 @dataclass
 class AuditOutcome:
     ran: bool
@@ -113,7 +261,12 @@ def judge_npm_audit(text: str, exit_code: int) -> AuditOutcome:
     findings = [{"package": name, "severity": v.get("severity"), "range": v.get("range"),
                  "fix_available": bool(v.get("fixAvailable")),
                  "fix_is_major": isinstance(v.get("fixAvailable"), dict) and v["fixAvailable"].get("isSemVerMajor", False),
-                 "advisories": [a.get("url") or a.get("source") for a in v.get("via", []) if isinstance(a, dict)]}
+                 "fix_version": v["fixAvailable"].get("version") if isinstance(v.get("fixAvailable"), dict)
+                 and v["fixAvailable"].get("name") == name else None,
+                 "direct": bool(v.get("isDirect")),
+                 "advisories": [advisory_id(a) for a in v.get("via", []) if isinstance(a, dict)],
+                 "via": [a for a in v.get("via", []) if isinstance(a, str)],  # reached through these packages
+                 "title": "; ".join(dict.fromkeys(a.get("title", "") for a in v.get("via", []) if isinstance(a, dict)))}
                 for name, v in (data.get("vulnerabilities") or {}).items()]
     total = (data.get("metadata") or {}).get("dependencies", {})
     return AuditOutcome(True, None, findings, total.get("total", 0) if isinstance(total, dict) else 0)
@@ -130,6 +283,48 @@ def judge_pip_audit(text: str, exit_code: int) -> AuditOutcome:
     audited = [d for d in deps if not d.get("skip_reason")]
     if deps and not audited:
         return AuditOutcome(False, f"pip-audit skipped all {len(deps)} dependencies: {skipped[0]['skip_reason']}")
-    findings = [{"package": d["name"], "version": d.get("version"), "id": v["id"], "aliases": v.get("aliases", []),
-                 "fix_versions": v.get("fix_versions", [])} for d in audited for v in d.get("vulns", [])]
+    findings = [{"package": d["name"], "severity": "unknown", "range": f"=={d.get('version')}",
+                 "fix_available": bool(v.get("fix_versions")), "fix_is_major": _fix_is_major(d.get("version"), v),
+                 "advisories": [v["id"], *v.get("aliases", [])], "via": [],
+                 "title": (v.get("description") or "").split("\n")[0][:160]}
+                for d in audited for v in d.get("vulns", [])]
     return AuditOutcome(True, None, findings, len(audited))
+
+
+def _fix_is_major(version: str | None, vuln: dict) -> bool:
+    fixes = vuln.get("fix_versions") or []
+    return bool(fixes) and all(classify(version, f) == "major" for f in fixes)
+
+
+def advisory_id(advisory: dict) -> str:
+    """GHSA-xxxx from an npm advisory's URL, else its numeric id."""
+    match = re.search(r"(GHSA(?:-[a-z0-9]{4}){3})", advisory.get("url") or "")
+    return match[1] if match else str(advisory.get("source") or advisory.get("id") or "")
+
+
+SEVERITIES = ["info", "low", "moderate", "high", "critical"]
+
+
+def at_or_above(severity: str, level: str) -> bool:
+    """npm's severities in order; pip-audit gives none, and an unknown severity counts as meeting any level."""
+    if severity not in SEVERITIES:
+        return True
+    return SEVERITIES.index(severity) >= SEVERITIES.index(level)
+
+
+def direct_fixes(outcome: AuditOutcome) -> list[tuple[str, str]]:
+    """(package, version) for direct dependencies whose fix is not a major bump: what `npm audit fix` will not do for
+    an exact pin ('outside the stated dependency range') and `--force` would, minus the majors."""
+    return sorted({(f["package"], f["fix_version"]) for f in outcome.findings
+                   if f.get("direct") and f.get("fix_version") and f["fix_available"] and not f["fix_is_major"]})
+
+
+def vulnerability_rows(audits: dict[str, AuditOutcome]) -> list[dict[str, Any]]:
+    """One row per vulnerable package per project, worst first."""
+    rank = {s: i for i, s in enumerate(reversed(SEVERITIES))}
+    rows = [{"project": project, "package": f["package"], "severity": f["severity"] or "unknown",
+             "advisories": ", ".join(a for a in f["advisories"] if a) or ("via " + ", ".join(f["via"])),
+             "affected": f["range"] or "", "fix": ("major bump" if f["fix_is_major"] else "yes")
+             if f["fix_available"] else "none", "title": f.get("title", "")}
+            for project, outcome in audits.items() for f in outcome.findings]
+    return sorted(rows, key=lambda r: (rank.get(r["severity"], -1), r["project"], r["package"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -38,8 +39,10 @@ def check_remote(url: str, branch: str) -> str:
 
 def prepare_workdir(url: str, base: str, workdir: Path) -> str:
     """Clone into (or fetch and reset) a work directory only this runbook uses; returns the base commit."""
+    if (workdir / ".git").is_dir() and git("remote", "get-url", "origin", cwd=workdir) != url:
+        shutil.rmtree(workdir)  # the runbook's own copy, of another repository: start over
     if (workdir / ".git").is_dir():
-        git("fetch", "--prune", "origin", cwd=workdir)
+        git("fetch", "--prune", "--force", "origin", "+refs/heads/*:refs/remotes/origin/*", cwd=workdir)
     else:
         workdir.parent.mkdir(parents=True, exist_ok=True)
         git("clone", "--quiet", url, str(workdir))
@@ -54,10 +57,11 @@ def start_branch(workdir: Path, branch: str, base: str) -> None:
     git("checkout", "--quiet", "-B", branch, f"origin/{base}", cwd=workdir)
 
 
-def commit_all(workdir: Path, message: str, author: str = "playground-ops <ops@playground.invalid>") -> str | None:
-    """Commit every change; None when there is nothing to commit."""
-    git("add", "--all", cwd=workdir)
-    if not git("status", "--porcelain", cwd=workdir):
+def commit_all(workdir: Path, message: str, author: str = "playground-ops <ops@playground.invalid>",
+               paths: list[str] | None = None) -> str | None:
+    """Commit every change (or only those under paths); None when there is nothing to commit."""
+    git("add", "--all", "--", *(paths or ["."]), cwd=workdir)
+    if not git("diff", "--cached", "--name-only", cwd=workdir):
         return None
     name, _, email = author.partition(" <")
     git("-c", f"user.name={name}", "-c", f"user.email={email.rstrip('>')}", "commit", "--quiet", "-m", message,
@@ -65,9 +69,16 @@ def commit_all(workdir: Path, message: str, author: str = "playground-ops <ops@p
     return git("rev-parse", "HEAD", cwd=workdir)
 
 
-def push_branch(workdir: Path, branch: str) -> str:
-    """Push the branch, replacing an earlier run's version of it only if the remote still has what this run saw."""
-    remote = git("ls-remote", "--heads", "origin", branch, cwd=workdir)
-    lease = f"--force-with-lease={branch}:{remote.split()[0]}" if remote else f"--force-with-lease={branch}:"
-    git("push", "--quiet", lease, "origin", f"{branch}:{branch}", cwd=workdir)
+def push_branch(workdir: Path, branch: str, expected: str | None = None) -> str:
+    """Push the branch, replacing an earlier run's version of it only if the remote still has what this run saw
+    (expected: the remote head seen when the run started; None: the branch must not exist yet)."""
+    lease = f"--force-with-lease={branch}:{expected or ''}"
+    try:
+        git("push", "--quiet", "--porcelain", lease, "origin", f"{branch}:{branch}", cwd=workdir)
+    except PermanentError as exc:
+        words = str(exc)
+        why = ("the remote branch changed since this run read it (stale info)" if "stale info" in words
+               else "the remote refused it" if "rejected" in words or "declined" in words else "")
+        raise PermanentError(f"push of {branch} rejected: {why + '; ' if why else ''}{words.split('failed: ', 1)[-1]}"
+                             " (nothing was pushed; the branch on the remote is as it was)") from None
     return git("rev-parse", "HEAD", cwd=workdir)

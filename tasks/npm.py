@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from playground_ops.redact import redact
-from tasks.dependency_policy import Outdated, parse_npm_outdated
+from tasks.dependency_policy import AuditOutcome, Outdated, judge_npm_audit, parse_npm_outdated
 from tasks.retry import TransientError
 
 NETWORK_ERRORS = ("ETIMEDOUT", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "socket hang up", "503", "502")
@@ -24,8 +26,9 @@ class CommandResult:
         return self.returncode == 0
 
 
-def _run(args: list[str], cwd: Path, timeout: float) -> CommandResult:
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CommandResult:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **env} if env else None)
     output = redact((result.stdout + "\n" + result.stderr).strip())
     return CommandResult(" ".join(args), result.returncode, output[-4000:])
 
@@ -50,11 +53,64 @@ def outdated(project: Path, name: str, timeout: float = 300) -> list[Outdated]:
 
 def apply_updates(project: Path, updates: list[Outdated], timeout: float = 600) -> CommandResult:
     """Install the chosen versions, exactly, in one npm call."""
-    specs = [f"{u.package}@{u.wanted}" for u in updates]
-    return _run(["npm", "install", "--no-audit", "--no-fund", "--save-exact", *specs], project, timeout)
+    return install_exact(project, [(u.package, u.wanted) for u in updates], timeout)
 
 
 def run_script(project: Path, script: str, timeout: float = 900) -> CommandResult:
     """`npm test` or `npm run <script>`."""
     args = ["npm", "test"] if script == "test" else ["npm", "run", script]
     return _run(args, project, timeout)
+
+
+def run_command(project: Path, command: str, timeout: float = 900, env: dict[str, str] | None = None) -> CommandResult:
+    """A test command the target configures, run by the shell in the project's folder."""
+    return _run(["sh", "-c", command], project, timeout, env)
+
+
+def ensure_lockfile(project: Path, timeout: float = 300) -> CommandResult | None:
+    """`npm audit` reads package-lock.json: write one (lock only, no scripts) where the repository has none."""
+    if (project / "package-lock.json").exists():
+        return None
+    result = _run(["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"], project,
+                  timeout)
+    if not result.ok and any(e in result.output for e in NETWORK_ERRORS):
+        raise TransientError(f"npm install --package-lock-only in {project.name}: the registry could not be reached")
+    return result
+
+
+def audit(project: Path, registry: str | None = None, timeout: float = 300) -> AuditOutcome:
+    """`npm audit --json`, judged by what it printed: findings, or the reason it could not run."""
+    args = ["npm", "audit", "--json"] + ([f"--registry={registry}"] if registry else [])
+    result = subprocess.run(args, cwd=project, capture_output=True, text=True, timeout=timeout)
+    outcome = judge_npm_audit(result.stdout, result.returncode)
+    if not outcome.ran and any(e in (outcome.error or "") + result.stderr for e in NETWORK_ERRORS):
+        raise TransientError(f"npm audit in {project.name}: the advisory service could not be reached")
+    if outcome.error:
+        outcome.error = redact(outcome.error)
+    return outcome
+
+
+def audit_fix(project: Path, registry: str | None = None, timeout: float = 600) -> CommandResult:
+    """`npm audit fix`, never `--force`: only fixes within the ranges package.json allows. It exits 1 whenever
+    something stays vulnerable, so only npm's own errors count as failure."""
+    args = ["npm", "audit", "fix", "--no-fund"] + ([f"--registry={registry}"] if registry else [])
+    result = _run(args, project, timeout)
+    if result.returncode == 1 and "npm error" not in result.output and "npm ERR!" not in result.output:
+        result.returncode = 0
+    return result
+
+
+def install_exact(project: Path, versions: list[tuple[str, str]], timeout: float = 600) -> CommandResult:
+    """Install exact versions of named packages (package.json pins them)."""
+    return _run(["npm", "install", "--no-audit", "--no-fund", "--save-exact", *(f"{n}@{v}" for n, v in versions)],
+                project, timeout)
+
+
+def view(package: str, fields: list[str], cwd: Path, timeout: float = 60) -> dict:
+    """`npm view <package> <fields> --json` (what the registry says of a package); {} when it says nothing."""
+    result = subprocess.run(["npm", "view", package, *fields, "--json"], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0 or not result.stdout.strip():
+        return {}
+    data = json.loads(result.stdout)
+    return data if isinstance(data, dict) else {fields[0]: data}

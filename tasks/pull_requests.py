@@ -28,6 +28,13 @@ class PullRequest:
 
 class CodeHost(Protocol):
     def find_open(self, head: str, base: str) -> PullRequest | None: ...
+    def find_open_by_prefix(self, prefix: str, base: str) -> PullRequest | None: ...
+    def find_open_by_prefix(self, prefix: str, base: str) -> PullRequest | None:
+        """The newest open pull request into base whose branch starts with prefix (an earlier week's)."""
+        found = self._call("GET", "/pulls", params={"state": "open", "base": base, "sort": "created",
+                                                    "direction": "desc", "per_page": 100}).json()
+        return next((self._pr(p) for p in found if p["head"]["ref"].startswith(prefix)), None)
+
     def create(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
     def update(self, number: int, title: str, body: str) -> PullRequest: ...
     def add_labels(self, number: int, labels: list[str]) -> list[str]: ...
@@ -74,6 +81,12 @@ class GitHub:
     def find_open(self, head: str, base: str) -> PullRequest | None:
         found = self._call("GET", "/pulls", params={"state": "open", "head": f"{self.owner}:{head}", "base": base}).json()
         return self._pr(found[0]) if found else None
+
+    def find_open_by_prefix(self, prefix: str, base: str) -> PullRequest | None:
+        """The newest open pull request into base whose branch starts with prefix (an earlier week's)."""
+        found = self._call("GET", "/pulls", params={"state": "open", "base": base, "sort": "created",
+                                                    "direction": "desc", "per_page": 100}).json()
+        return next((self._pr(p) for p in found if p["head"]["ref"].startswith(prefix)), None)
 
     def create(self, head: str, base: str, title: str, body: str) -> PullRequest:
         return self._pr(self._call("POST", "/pulls", json={"title": title, "head": head, "base": base, "body": body}).json())

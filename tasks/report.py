@@ -61,6 +61,7 @@ class Report(BaseModel):
     flow_run_id: str | None = None
     stored_at: str | None = None
     kept: dict[str, Any] = Field(default_factory=dict)  # stored for the next run to compare against; never rendered
+    documents: dict[str, str] = Field(default_factory=dict)  # Markdown shown as it is (e.g. a pull request's body)
 
     def add(self, severity: Severity | str, message: str, next_step: str | None = None, **evidence: Any) -> "Report":
         """Add a finding; the report's status becomes at least as bad as it."""
@@ -131,4 +132,6 @@ def render_markdown(report: Report) -> str:
         lines += ["## Figures", "", markdown_table([{"figure": k, "value": v} for k, v in report.figures.items()]), ""]
     for name, rows in report.tables.items():
         lines += [f"## {name.replace('_', ' ').capitalize()}", "", markdown_table(rows), ""]
+    for name, text in report.documents.items():
+        lines += [f"## {name}", "", text, ""]
     return redact("\n".join(lines))

@@ -1,0 +1,62 @@
+"""security-audit: the guide's weekly 'Security Audits' (npm audit, pip-audit), with an optional tested fix PR."""
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from prefect.runtime import flow_run
+
+from playground_ops.runbook import FindingsFailRun, runbook
+from tasks.dependencies import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
+                                open_or_update_pull_request, prepare_repository, require_repository, workdir_for)
+from tasks.notify import send_notification
+from tasks.publish import publish
+from tasks.report import Report, Status
+from tasks.targets import load_ops_settings, load_target
+from tasks.update_report import audit_report, fix_summary
+
+BRANCH = "security-fixes-"
+
+
+@runbook("security-audit", timeout_seconds=3 * 3600)
+def security_audit(target: str | None = None,
+                   level: Literal["info", "low", "moderate", "high", "critical"] = "moderate",
+                   fix: bool = False, dry_run: bool = False) -> Report:
+    """Audit every project; findings at or above the level make the report critical and notify; an audit that could
+    not run fails the run. With fix=true, `npm audit fix` (never --force) on a tested pull request."""
+    t = load_target(target)
+    repo = require_repository(t.repository, t.name)
+    existing = find_pull_request(repo, BRANCH) if fix and not dry_run else None  # the PR API answers, first
+    workdir = workdir_for(t.name, "security-audit")
+    remote = prepare_repository(repo, workdir)
+    audits = {p.path: audit_project(repo, workdir, p) for p in repo.projects}
+    report = audit_report(t.name, audits, level)
+
+    fixable = [p for p in repo.projects if p.ecosystem == "npm" and any(
+        f["fix_available"] and not f["fix_is_major"] for f in audits[p.path].findings)]
+    if fix and fixable and not dry_run:
+        day = datetime.now(timezone.utc).strftime("%Y%m%d")
+        branch = existing.head if existing else f"{BRANCH}{day}"
+        attempt = fix_vulnerabilities(repo, workdir, branch, fixable, audits)
+        if attempt.ok:
+            pushed = commit_and_push(workdir, branch, f"fix: npm audit fix {day}", remote["heads"].get(branch),
+                                     [p.path for p in fixable])
+            body = fix_summary(audits, fixable, attempt, flow_run.ui_url)
+            pr, action = open_or_update_pull_request(repo, branch, f"fix: security updates {day}", body,
+                                                     ["security", "dependencies", "npm"])
+            report.figures.update(pull_request=pr.number, pull_request_url=pr.url, pushed=pushed.changed)
+            report.summary += f"; fixes in pull request #{pr.number} ({action})"
+            report.documents["Pull request body"] = body
+        else:
+            report.add("warning", "npm audit fix did not pass the tests: nothing was pushed",
+                       failed=", ".join(f"{t.project}: {t.command}" for t in attempt.failures),
+                       output=attempt.failures[0].output[-800:])
+    elif fix and fixable:
+        report.summary += f"; dry run: would run npm audit fix in {', '.join(p.path for p in fixable)}"
+
+    if report.status == Status.CRITICAL:
+        send_notification(f"security-audit on {t.name}: critical", f"{report.summary}\n{flow_run.ui_url}",
+                          load_ops_settings().notification_block)
+    published = publish(report)
+    if report.status == Status.FAILED:
+        raise FindingsFailRun(f"an audit could not run: {report.summary}")
+    return published
