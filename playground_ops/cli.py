@@ -185,6 +185,7 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
             _stop(process)
         if not backend_was_up:
             manager.stop_backend(settings)
+            manager.stop_service(settings, "standins")
 
 
 def _wait_for_deployments(names: list[str], timeout: float = 180) -> None:

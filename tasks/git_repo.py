@@ -54,7 +54,8 @@ def prepare_workdir(url: str, base: str, workdir: Path) -> str:
 
 def start_branch(workdir: Path, branch: str, base: str) -> None:
     """The dated branch, started afresh from the base (a rerun the same day rebuilds it)."""
-    git("checkout", "--quiet", "-B", branch, f"origin/{base}", cwd=workdir)
+    git("checkout", "--quiet", "--force", "-B", branch, f"origin/{base}", cwd=workdir)
+    git("clean", "-fdxq", "-e", "node_modules", cwd=workdir)  # what an earlier try wrote (lock files) goes too
 
 
 def commit_all(workdir: Path, message: str, author: str = "playground-ops <ops@playground.invalid>",
@@ -74,7 +75,7 @@ def push_branch(workdir: Path, branch: str, expected: str | None = None) -> str:
     (expected: the remote head seen when the run started; None: the branch must not exist yet)."""
     lease = f"--force-with-lease={branch}:{expected or ''}"
     try:
-        git("push", "--quiet", "--porcelain", lease, "origin", f"{branch}:{branch}", cwd=workdir)
+        git("push", "--quiet", lease, "origin", f"{branch}:{branch}", cwd=workdir)
     except PermanentError as exc:
         words = str(exc)
         why = ("the remote branch changed since this run read it (stale info)" if "stale info" in words

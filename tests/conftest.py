@@ -38,10 +38,12 @@ ENV = {
     "OPS_SANDBOX_DATABASE": "playground_sandbox_test",
     "OPS_SANDBOX_REDIS_DB": "14",
     "OPS_SANDBOX_PORT": str(free_port()),
+    "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
     "OPS_WEBHOOK_URL": f"http://127.0.0.1:{RECEIVER_PORT}/hooks/{WEBHOOK_TOKEN}",
 }
 for _name in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
-              "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE"):
+              "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE", "OPS_REPO_URL", "OPS_REPO_PROJECTS", "GITHUB_TOKEN",
+              "GITHUB_REPOSITORY", "GITHUB_API_URL", "OPS_NPM_AUDIT_REGISTRY", "OPS_OSV_URL"):
     os.environ.pop(_name, None)
 os.environ.update(ENV)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+
+from tasks.git_repo import git
 
 from tests.conftest import SESSION_DIR, cli, free_port
 
@@ -12,13 +15,22 @@ def test_demo_once_runs_every_runbook_and_exits_0():
 
     env = {"PREFECT_API_URL": "", "PREFECT_HOME": str(SESSION_DIR / "demo-prefect"),
            "OPS_HOME": str(SESSION_DIR / "demo-ops"), "OPS_SANDBOX_DATABASE": "playground_sandbox_demo",
-           "OPS_SANDBOX_REDIS_DB": "13", "OPS_SANDBOX_PORT": str(free_port()), "OPS_WEBHOOK_URL": ""}
+           "OPS_SANDBOX_REDIS_DB": "13", "OPS_SANDBOX_PORT": str(free_port()), "OPS_WEBHOOK_URL": "",
+           "OPS_SANDBOX_STANDINS_PORT": str(free_port())}
     result = cli("demo", "--once", "--port", str(free_port()), env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in load_catalog():
         assert f"| {name} | Completed |" in result.stdout
     assert "Prefect UI: http://127.0.0.1:" in result.stdout
     assert (SESSION_DIR / "demo-ops" / "audit" / "health-check" / "sandbox").is_dir()
+    # the dependency runbooks left a real branch, commit and pull request on the sandbox's application repository
+    pulls = json.loads((SESSION_DIR / "demo-ops" / "sandbox" / "github.json").read_text())["playground/playground-app"]
+    heads = {p["head"]: p for p in pulls}
+    update = next(p for h, p in heads.items() if h.startswith("dependency-updates-"))
+    assert update["labels"][0] == "dependencies" and "| ms | backend | 2.0.0 | 2.1.3 | minor |" in update["body"]
+    assert any(h.startswith("security-fixes-") for h in heads)
+    bare = SESSION_DIR / "demo-ops" / "sandbox" / "playground-app.git"
+    assert git("log", "-1", "--format=%s", update["head"], cwd=bare).startswith("chore: update dependencies ")
     with __import__("psycopg").connect(os.environ.get("OPS_SANDBOX_ADMIN_URL",
                                                       "postgresql://postgres@127.0.0.1:5432/postgres"),
                                        autocommit=True) as conn:

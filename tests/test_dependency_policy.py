@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dependency_policy import classify, judge_npm_audit, judge_pip_audit, parse_npm_outdated
+from tasks.dependency_policy import (AuditOutcome, Outdated, at_or_above, classify, direct_fixes, judge_npm_audit,
+                                     judge_pip_audit, newest_within, parse_npm_outdated, parse_pip_outdated,
+                                     plan_updates, pull_request_body, read_requirement_pins, release_notes_url,
+                                     rewrite_requirement_pins, split_majors)
+from tasks.update_report import audit_report
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 
@@ -25,6 +29,10 @@ RECORDED = Path(__file__).parent / "fixtures" / "recorded"
     ("git", "1.0.0", "unknown"),
     (None, "1.0.0", "unknown"),
     ("v1.0.0", "v1.0.1", "patch"),
+    ("3.6", "3.20", "minor"),         # Python's shorter versions
+    ("1.15.0", "2.0", "major"),
+    ("1.0rc1", "1.0", "patch"),
+    ("1.0", "1.1b2", "major"),        # PEP 440 prerelease
 ])
 def test_classification(current, target, kind):
     assert classify(current, target) == kind
@@ -59,3 +67,91 @@ def test_npm_audit_that_could_not_reach_its_endpoint_is_a_failure_not_a_clean_re
 def test_pip_audit_that_skipped_everything_did_not_run_although_it_exited_0():
     outcome = judge_pip_audit((RECORDED / "pip-audit-all-skipped.json").read_text(), exit_code=0)
     assert not outcome.ran and "skipped all 2 dependencies" in outcome.error
+
+
+def _item(package, current, latest, project="backend", ecosystem="npm"):
+    kind = classify(current, latest)
+    from tasks.dependency_policy import POLICY
+    return Outdated(project, package, current, latest, latest, kind, POLICY[kind], ecosystem=ecosystem)
+
+
+def test_a_major_latest_still_gets_the_newest_release_within_its_major_and_is_listed_to_plan():
+    items = split_majors([_item("debug", "2.6.8", "4.4.3")], {"debug": ["2.6.8", "2.6.9", "3.0.0", "3.2.7", "4.4.3",
+                                                                         "2.7.0-beta.1"]})
+    plan = plan_updates(items)
+    assert [(u.package, u.wanted, u.kind) for u in plan.apply] == [("debug", "2.6.9", "patch")]
+    assert [(u.package, u.latest) for u in plan.planned] == [("debug", "4.4.3")]
+    assert newest_within("0.3.1", ["0.3.5", "0.4.0"]) == "0.3.5"  # 0.x: the minor is the major
+
+
+def test_the_fallback_tries_patch_only_after_patch_and_minor():
+    plan = plan_updates([_item("ms", "2.0.0", "2.1.3"), _item("minimist", "1.2.0", "1.2.8")])
+    scopes = plan.scopes()
+    assert [name for name, _ in scopes] == ["patch and minor", "patch only"]
+    assert [u.package for u in scopes[1][1]] == ["minimist"]
+    assert [n for n, _ in plan_updates([_item("minimist", "1.2.0", "1.2.8")]).scopes()] == ["patch and minor"]
+    assert plan_updates([_item("ms", "2.0.0", "2.1.3")], include_minor=False).apply == []
+
+
+def test_requirement_pins_are_read_and_moved_leaving_everything_else_as_it_was():
+    text = "# app\nsix==1.15.0\nIDNA[all] == 3.6 ; python_version>'3'\nrequests>=2\n"
+    assert read_requirement_pins(text) == {"six": "1.15.0", "idna": "3.6"}
+    moved = rewrite_requirement_pins(text, {"idna": "3.10"})
+    assert moved == "# app\nsix==1.15.0\nIDNA[all] == 3.10 ; python_version>'3'\nrequests>=2\n"
+    listing = json.dumps([{"name": "six", "version": "1.15.0", "latest_version": "1.17.0"},
+                          {"name": "pluggy", "version": "1.0.0", "latest_version": "1.6.0"}])
+    assert [(o.package, o.kind) for o in parse_pip_outdated(listing, "python", {"six": "1.15.0"})] == [("six", "minor")]
+
+
+@pytest.mark.parametrize("repository, url", [
+    ("vercel/ms", "https://github.com/vercel/ms/releases"),
+    ({"type": "git", "url": "git+https://github.com/minimistjs/minimist.git"}, "https://github.com/minimistjs/minimist/releases"),
+    ("git://github.com/visionmedia/debug.git", "https://github.com/visionmedia/debug/releases"),
+    ("https://gitlab.com/a/b", None),
+    (None, None),
+])
+def test_release_notes_links_come_from_the_registrys_repository_field(repository, url):
+    assert release_notes_url(repository) == url
+
+
+def test_pull_request_body_has_the_table_the_majors_and_the_tests():
+    applied = [_item("ms", "2.0.0", "2.1.3")]
+    planned = [_item("debug", "2.6.8", "4.4.3")]
+    body = pull_request_body(applied, planned, [], {"npm:ms": "https://github.com/vercel/ms/releases"},
+                             [{"project": "backend", "command": "npm test", "result": "passed"}], "None/flow-runs/x")
+    assert "| ms | backend | 2.0.0 | 2.1.3 | minor | [release notes](https://github.com/vercel/ms/releases) |" in body
+    assert "### Major updates that need a plan (1)" in body and "| debug | backend | 2.6.8 | 4.4.3 | major |" in body
+    assert "| backend | npm test | passed |" in body and "[Run]" not in body  # no link without a UI URL
+
+
+def test_an_audit_that_could_not_run_fails_the_report_while_findings_make_it_critical():
+    finding = {"package": "minimist", "severity": "critical", "range": "<1.2.6", "fix_available": True,
+               "fix_is_major": False, "fix_version": "1.2.8", "direct": True, "advisories": ["GHSA-xvch-5gv4-984h"],
+               "via": [], "title": "Prototype Pollution"}
+    low = {**finding, "package": "debug", "severity": "low", "fix_version": "2.6.9"}
+    found = audit_report("sandbox", {"backend": AuditOutcome(True, None, [finding, low], 3)}, "moderate")
+    assert found.status.value == "critical" and "1 vulnerable packages at or above moderate" in found.summary
+    quiet = audit_report("sandbox", {"backend": AuditOutcome(True, None, [low], 3)}, "moderate")
+    assert quiet.status.value == "ok" and quiet.findings[0].severity.value == "info"
+    broken = audit_report("sandbox", {"backend": AuditOutcome(True, None, [], 3),
+                                      "python": AuditOutcome(False, "pip-audit skipped all 2 dependencies")}, "low")
+    assert broken.status.value == "failed" and "The audit of python could not run" in broken.findings[-1].message
+    assert direct_fixes(AuditOutcome(True, None, [finding, low])) == [("debug", "2.6.9"), ("minimist", "1.2.8")]
+    assert at_or_above("unknown", "critical") and not at_or_above("low", "moderate")
+
+
+def test_osv_stand_in_matches_versions_by_range():
+    from sandbox.advisories import osv_vulns
+
+    assert [v["id"] for v in osv_vulns("IDNA", "PyPI", "3.6")] == ["GHSA-jjg7-2v4v-x38h"]
+    assert osv_vulns("idna", "PyPI", "3.7") == [] and osv_vulns("idna", "npm", "3.6") == []
+
+
+def test_recorded_npm_audit_with_findings_gives_severity_advisories_and_the_fix():
+    outcome = judge_npm_audit((RECORDED / "npm-audit-findings.json").read_text(), exit_code=1)
+    assert outcome.ran and outcome.audited == 3
+    found = {f["package"]: f for f in outcome.findings}
+    assert found["minimist"]["severity"] == "critical"
+    assert found["minimist"]["advisories"] == ["GHSA-xvch-5gv4-984h", "GHSA-vh95-rmgr-6w4m"]
+    assert found["minimist"]["fix_version"] == "1.2.8" and not found["minimist"]["fix_is_major"]
+    assert found["debug"]["severity"] == "low" and found["debug"]["direct"]

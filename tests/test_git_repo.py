@@ -38,7 +38,7 @@ def test_branch_commit_push_and_a_second_run_replaces_the_branch(remote, tmp_pat
     start_branch(work, "dependency-updates-20261129", "main")
     (work / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.1.2"}}\n')
     second = commit_all(work, "chore: update dependencies 20261129")
-    push_branch(work, "dependency-updates-20261129")
+    push_branch(work, "dependency-updates-20261129", expected=first)
     assert git("rev-parse", "dependency-updates-20261129", cwd=remote) == second
     assert git("log", "--format=%s", "-1", "dependency-updates-20261129", cwd=remote) == "chore: update dependencies 20261129"
 
@@ -52,8 +52,29 @@ def test_a_rejected_push_is_a_clear_failure(remote, tmp_path):
     start_branch(work, "dependency-updates-20261129", "main")
     (work / "x").write_text("x")
     commit_all(work, "change")
-    with pytest.raises(PermanentError, match="git push failed: .*Protected branch update failed"):
+    with pytest.raises(PermanentError, match="push of dependency-updates-20261129 rejected: .*Protected branch"):
         push_branch(work, "dependency-updates-20261129")
+    assert git("branch", "--list", "dependency-updates-*", cwd=remote) == ""
+
+
+def test_a_branch_changed_on_the_remote_since_the_run_read_it_is_not_overwritten(remote, tmp_path):
+    work = tmp_path / "work"
+    prepare_workdir(str(remote), "main", work)
+    start_branch(work, "dependency-updates-20261129", "main")
+    (work / "x").write_text("ours")
+    seen = commit_all(work, "the run's first push")
+    push_branch(work, "dependency-updates-20261129")
+    other = tmp_path / "other"  # someone pushes a fix to the pull request's branch meanwhile
+    git("clone", "--quiet", "--branch", "dependency-updates-20261129", str(remote), str(other))
+    (other / "x").write_text("a person's fix")
+    theirs = commit_all(other, "a person's fix")
+    git("push", "--quiet", "origin", "dependency-updates-20261129", cwd=other)
+    start_branch(work, "dependency-updates-20261129", "main")
+    (work / "x").write_text("ours again")
+    commit_all(work, "the run's second push")
+    with pytest.raises(PermanentError, match="the remote branch changed since this run read it"):
+        push_branch(work, "dependency-updates-20261129", expected=seen)
+    assert git("rev-parse", "dependency-updates-20261129", cwd=remote) == theirs  # the person's commit is kept
 
 
 @pytest.mark.parametrize("url, branch, expected", [
