@@ -233,3 +233,16 @@ def test_an_audit_that_could_not_run_fails_the_run_never_a_clean_report(app_repo
     failed = json.loads(reports[-1].read_text())
     assert failed["status"] == "failed"
     assert any("The audit of backend could not run" in f["message"] for f in failed["findings"])
+
+
+def test_an_unreachable_registry_is_retried_then_fails_the_run_saying_so(app_repo, monkeypatch):
+    from flows.dependency_update import dependency_update
+    from tests.conftest import flow_run_logs
+
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    state = dependency_update(return_state=True)
+    assert state.is_failed()
+    assert "npm install in backend: the registry could not be reached" in state.message
+    logs = flow_run_logs(str(state.state_details.flow_run_id))
+    assert "Retry 1/2" in logs and "Retry 2/2" in logs  # transient: retried, then the run failed
