@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from tasks.git_repo import git
 
 from tests.conftest import SESSION_DIR, cli, free_port
 
 
+@pytest.mark.network  # the dependency runbooks install from the public registries
 def test_demo_once_runs_every_runbook_and_exits_0():
     from deployments.catalog import load_catalog
 
