@@ -49,7 +49,7 @@ def dependency_update(target: str | None = None, include_minor: bool = True, dry
         body = pull_request_body(passed.updates, plan.planned, held_back, notes, [r.row() for r in passed.tests],
                                  flow_run.ui_url)
         ecosystems = sorted({u.ecosystem for u in passed.updates})
-        pr, action = open_or_update_pull_request(repo, branch, f"chore: update dependencies {day}", body,
+        pr, action = open_or_update_pull_request(repo, pushed, f"chore: update dependencies {day}", body,
                                                  ["dependencies", *ecosystems])
         report.figures.update(pull_request=pr.number, pull_request_url=pr.url, commit=pushed.commit,
                               pushed=pushed.changed)

@@ -41,7 +41,7 @@ def security_audit(target: str | None = None,
             pushed = commit_and_push(workdir, branch, f"fix: npm audit fix {day}", remote["heads"].get(branch),
                                      [p.path for p in fixable])
             body = fix_summary(audits, fixable, attempt, flow_run.ui_url)
-            pr, action = open_or_update_pull_request(repo, branch, f"fix: security updates {day}", body,
+            pr, action = open_or_update_pull_request(repo, pushed, f"fix: security updates {day}", body,
                                                      ["security", "dependencies", "npm"])
             report.figures.update(pull_request=pr.number, pull_request_url=pr.url, pushed=pushed.changed)
             report.summary += f"; fixes in pull request #{pr.number} ({action})"

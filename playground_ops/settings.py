@@ -84,6 +84,7 @@ class Platform(BaseModel):
     api_url: str = "https://api.render.com/v1"
     api_key: SecretStr | None = None
     service_id: str | None = None
+    owner_id: str | None = None  # the workspace, which Render's logs API asks for
 
 
 class Project(BaseModel):
@@ -233,6 +234,7 @@ class Settings(BaseSettings):
     render_api_key: SecretStr | None = Field(None, validation_alias="RENDER_API_KEY")
     render_service_id: str | None = Field(None, validation_alias="RENDER_SERVICE_ID")
     render_api_url: str = Field("https://api.render.com/v1", validation_alias="RENDER_API_URL")
+    render_owner_id: str | None = Field(None, validation_alias="RENDER_OWNER_ID")
 
     # playground-ops itself
     targets_file: Path | None = Field(None, validation_alias="OPS_TARGETS_FILE")
@@ -247,6 +249,8 @@ class Settings(BaseSettings):
     backup_encryption_secret: str | None = Field(None, validation_alias="OPS_BACKUP_ENCRYPTION_SECRET")
     verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
     backup_part_size_mib: int | None = Field(None, ge=5, le=5120, validation_alias="OPS_BACKUP_PART_SIZE_MIB")
+    alert_rules_file: Path | None = Field(None, validation_alias="OPS_ALERT_RULES_FILE")
+    metrics_url: str | None = Field(None, validation_alias="OPS_METRICS_URL")
 
     # the application's repository, for the dependency runbooks (the single default target's)
     repo_url: str | None = Field(None, validation_alias="OPS_REPO_URL")
@@ -266,7 +270,7 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(8787, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PORT")
     sandbox_standins_port: int = Field(8788, ge=1024, le=65535, validation_alias="OPS_SANDBOX_STANDINS_PORT")
 
-    @field_validator("audit_url", "backup_url")
+    @field_validator("audit_url", "backup_url", "metrics_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
         if value and value.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
@@ -298,6 +302,10 @@ class Settings(BaseSettings):
     @property
     def backup_location(self) -> str:
         return self.backup_url or str(self.ops_home / "backups")
+
+    @property
+    def metrics_location(self) -> str:
+        return self.metrics_url or str(self.ops_home / "metrics")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -377,7 +385,7 @@ def _target_from_env(settings: Settings) -> Target:
     platform = Platform()
     if settings.render_service_id:
         platform = Platform(kind="render", api_url=settings.render_api_url, api_key=settings.render_api_key,
-                            service_id=settings.render_service_id)
+                            service_id=settings.render_service_id, owner_id=settings.render_owner_id)
     try:
         return Target(name=settings.target_name, environment=settings.target_environment,
                       health_url=settings.health_url, database_url=settings.database_url,

@@ -7,6 +7,7 @@ Run: uvicorn sandbox.backend:app
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -57,6 +58,12 @@ def verify_token(token: str, secret: str) -> int | None:
         return None
 
 
+def log(level: str, message: str, **fields: object) -> None:
+    """One JSON log line on stdout, as the platform collects it (timestamp, level, message)."""
+    print(json.dumps({"timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
+                      "message": message, "pid": os.getpid(), **fields}), flush=True)
+
+
 def _db() -> psycopg.Connection:
     return psycopg.connect(_env("DATABASE_URL"), autocommit=True, connect_timeout=3, application_name="playground-backend")
 
@@ -79,6 +86,8 @@ def health(request: Request) -> JSONResponse:
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
+    if not ok:
+        log("error", "health check degraded: " + ", ".join(f"{k} {v}" for k, v in checks.items() if v != "ok"))
     body = {"status": "ok" if ok else "degraded", **checks, "version": os.environ.get("APP_VERSION", "0.0.0"),
             "uptime_s": round(time.time() - STARTED, 1), "pid": os.getpid()}
     return JSONResponse(body, status_code=200 if ok else 503)
@@ -86,6 +95,8 @@ def health(request: Request) -> JSONResponse:
 
 def _record(user_id: int, endpoint: str, model: str | None, status: int, started: float, tokens: int,
             ip: str | None, error: str | None) -> None:
+    if status >= 400:
+        log("error" if status >= 500 else "warn", f"{endpoint} answered {status}: {error}", status=status)
     with _db() as conn:
         conn.execute("INSERT INTO requests (user_id, endpoint, model, status_code, latency_ms, tokens, client_ip, "
                      "error_type) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -131,7 +142,13 @@ async def api(request: Request) -> JSONResponse:
     return JSONResponse({"model": model, "output": "(sandbox reply)", "usage": {"total_tokens": tokens}})
 
 
-app = Starlette(routes=[
+@contextlib.asynccontextmanager
+async def lifespan(_app: Starlette):
+    log("info", f"playground backend {os.environ.get('APP_VERSION', '0.0.0')} started")
+    yield
+
+
+app = Starlette(lifespan=lifespan, routes=[
     Route("/health", health),
     Route("/api/token", token, methods=["POST"]),
     Route("/api/chat", api, methods=["POST"]),

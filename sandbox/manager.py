@@ -6,6 +6,7 @@ Redis database OPS_SANDBOX_REDIS_DB.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,6 +28,8 @@ from sandbox.app_repo import create_app_repo
 SANDBOX_DB_PASSWORD = "sandbox-db-password"  # trust auth ignores it; it is there to show that passwords are masked
 ROOT = Path(__file__).resolve().parent.parent
 APP_REPO = "playground/playground-app"  # the application's repository, as the GitHub stand-in names it
+RENDER_SERVICE_ID = "srv-sandboxbackend00001"  # the backend, as the Render stand-in names it
+RENDER_OWNER_ID = "tea-sandboxowner000001"
 
 
 @dataclass
@@ -72,6 +75,30 @@ def github_token(settings: Settings) -> str:
     return "ghp_" + _state_secret(settings, "github_token")[:36]
 
 
+def render_api_key(settings: Settings) -> str:
+    return "rnd_" + _state_secret(settings, "render_api_key")[:32]
+
+
+def platform_state(settings: Settings) -> dict:
+    """The Render stand-in's record of the backend service: its env vars (what the processes get), instances,
+    autoscaling and deploys."""
+    path = state_dir(settings) / "render.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    env = {"DATABASE_URL": database_url(settings), "REDIS_URL": redis_url(settings), "JWT_SECRET": jwt_secret(settings),
+           "APP_VERSION": "sandbox-1.0.0", "NODE_ENV": "production"}
+    return {"env_vars": env, "num_instances": 1, "autoscaling": None, "deploys": [], "created_at": now}
+
+
+def save_platform_state(settings: Settings, state: dict) -> None:
+    path = state_dir(settings) / "render.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
 def standins_url(settings: Settings) -> str:
     return f"http://127.0.0.1:{settings.sandbox_standins_port}"
 
@@ -90,7 +117,9 @@ def target_env(settings: Settings) -> dict[str, str]:
             "OPS_REPO_PROJECTS": "backend=npm,frontend=npm,python=python",
             "GITHUB_API_URL": f"{standins_url(settings)}/github", "GITHUB_REPOSITORY": APP_REPO,
             "GITHUB_TOKEN": github_token(settings),
-            "OPS_NPM_AUDIT_REGISTRY": f"{standins_url(settings)}/", "OPS_OSV_URL": f"{standins_url(settings)}/osv/v1/query"}
+            "OPS_NPM_AUDIT_REGISTRY": f"{standins_url(settings)}/", "OPS_OSV_URL": f"{standins_url(settings)}/osv/v1/query",
+            "RENDER_API_URL": f"{standins_url(settings)}/render/v1", "RENDER_API_KEY": render_api_key(settings),
+            "RENDER_SERVICE_ID": RENDER_SERVICE_ID, "RENDER_OWNER_ID": RENDER_OWNER_ID}
 
 
 def ensure_database(settings: Settings) -> bool:
@@ -113,8 +142,7 @@ def _preloaded(conn: psycopg.Connection) -> bool:
 def _services(settings: Settings) -> dict[str, tuple[str, int, str, dict[str, str]]]:
     """name -> (ASGI app, port, health path, extra environment)."""
     return {
-        "backend": ("sandbox.backend:app", settings.sandbox_port, "/health",
-                    {**target_env(settings), "APP_VERSION": "sandbox-1.0.0"}),
+        "backend": ("sandbox.backend:app", settings.sandbox_port, "/health", platform_state(settings)["env_vars"]),
         "standins": ("sandbox.standins:app", settings.sandbox_standins_port, "/healthz",
                      {"GITHUB_STANDIN_TOKEN": github_token(settings), "GITHUB_STANDIN_REPOS": APP_REPO,
                       "GITHUB_STANDIN_STATE": str(state_dir(settings) / "github.json")}),
@@ -156,8 +184,10 @@ def start_service(settings: Settings, name: str, wait: float = 30.0) -> int:
     if pid is None:
         env = {**os.environ, **extra_env, "PYTHONPATH": str(ROOT)}
         log = open(state_dir(settings) / f"{name}.log", "ab")
+        workers = platform_state(settings)["num_instances"] if name == "backend" else 1
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+            [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+             *(["--workers", str(workers)] if workers > 1 else [])],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         pid = process.pid
         _pidfile(settings, name).write_text(str(pid))
@@ -222,6 +252,7 @@ def down(settings: Settings, purge: bool = False) -> None:
     if purge:
         shutil.rmtree(app_repo_path(settings), ignore_errors=True)
         (state_dir(settings) / "github.json").unlink(missing_ok=True)
+        (state_dir(settings) / "render.json").unlink(missing_ok=True)
         with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.sandbox_database)))
         redis.Redis.from_url(redis_url(settings)).flushdb()

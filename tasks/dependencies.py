@@ -212,10 +212,16 @@ def find_pull_request(repo: Repository, branch_prefix: str) -> PullRequest | Non
 
 
 @task(**retrying(retries=3, backoff=2, timeout_seconds=60))
-def open_or_update_pull_request(repo: Repository, branch: str, title: str, body: str,
+def open_or_update_pull_request(repo: Repository, pushed: Pushed, title: str, body: str,
                                 labels: list[str]) -> tuple[PullRequest, str]:
-    """Update the open pull request for the branch, or open one (find first: safe to repeat); labels added."""
-    return open_or_update(code_host(repo), branch, repo.base, title, body, labels)
+    """Update the open pull request for the pushed branch, or open one (find first: safe to repeat); labels added.
+    If the API refuses, the failure says that the branch is on the remote without its pull request."""
+    try:
+        return open_or_update(code_host(repo), pushed.branch, repo.base, title, body, labels)
+    except PermanentError as exc:
+        state = f"pushed as {pushed.commit[:12]}" if pushed.changed and pushed.commit else "unchanged on the remote"
+        raise PermanentError(f"branch {pushed.branch} is {state}, but its pull request could not be opened or "
+                             f"updated: {exc}") from None
 
 
 @task(**retrying(retries=2, backoff=5, timeout_seconds=1200))

@@ -1,0 +1,214 @@
+"""Every call to the hosting platform's API: Render's REST API v1 (https://api-docs.render.com), behind a small
+interface so another platform could be added.
+
+Render's manners, honoured here: `Authorization: Bearer <key>`; lists are `[{cursor, <resource>}]`, paged by passing
+the last cursor (limit at most 100); logs are paged by time (`nextStartTime`/`nextEndTime` while `hasMore`); 429 comes
+with `Retry-After` and the `Ratelimit-Limit/-Remaining/-Reset` headers, so the client waits as told; errors are
+`{"id", "message"}`. Transport errors, 429 and 5xx are retried with backoff, then raised as transient; 401, 403, 404
+and other 4xx are raised at once with Render's message and the service id.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from tasks.retry import TRANSIENT_HTTP, PermanentError, TransientError
+
+DEPLOY_DONE = {"live", "deactivated", "build_failed", "update_failed", "pre_deploy_failed", "canceled"}
+
+
+@dataclass
+class Series:
+    """One time series of a metric: its labels (instance, ...), unit, and (epoch seconds, value) points."""
+
+    labels: dict[str, str]
+    unit: str
+    points: list[tuple[float, float]]
+
+    @property
+    def last(self) -> float | None:
+        return self.points[-1][1] if self.points else None
+
+
+class Platform(Protocol):
+    def list_env_vars(self, service_id: str) -> dict[str, str]: ...
+    def set_env_var(self, service_id: str, key: str, value: SecretStr) -> None: ...
+    def delete_env_var(self, service_id: str, key: str) -> None: ...
+    def restart(self, service_id: str) -> None: ...
+    def create_deploy(self, service_id: str, deploy_mode: str = "deploy_only") -> dict | None: ...
+    def get_deploy(self, service_id: str, deploy_id: str) -> dict: ...
+    def scale(self, service_id: str, instances: int) -> None: ...
+    def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
+                        memory_percent: int | None) -> dict: ...
+    def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
+                **filters: Any) -> list[Series]: ...
+    def logs(self, owner_id: str, service_id: str, start: datetime, end: datetime, limit: int = 50,
+             **filters: Any) -> list[dict]: ...
+
+
+class Render:
+    """Render's REST API v1 (or the sandbox's Render-compatible stand-in)."""
+
+    def __init__(self, api_url: str, api_key: SecretStr, client: httpx.Client | None = None,
+                 max_attempts: int = 4, backoff: float = 1.0, max_wait: float = 60.0):
+        self.api_url = api_url.rstrip("/")
+        self.client = client or httpx.Client(timeout=30, headers={
+            "Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json",
+            "User-Agent": "playground-ops"})
+        self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
+        self.waited = 0.0  # seconds spent honouring rate limits and backoff (reported by the callers)
+
+    # ---------------------------------------------------------------- transport
+    def _call(self, method: str, path: str, service_id: str | None = None, **kwargs: Any) -> httpx.Response:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.client.request(method, f"{self.api_url}{path}", **kwargs)
+            except httpx.TransportError as exc:
+                reason = f"Render {method} {path}: {type(exc).__name__}"
+                if attempt == self.max_attempts:
+                    raise TransientError(f"{reason}, after {attempt} attempts") from None
+                self._sleep(self._backoff(attempt))
+                continue
+            if response.status_code in TRANSIENT_HTTP:
+                if attempt == self.max_attempts:
+                    raise TransientError(f"{self._explain(method, path, response, service_id)}, after {attempt} attempts")
+                self._sleep(self._wait_for(response, attempt))
+                continue
+            if response.status_code >= 400:
+                raise PermanentError(self._explain(method, path, response, service_id))
+            self._respect_remaining(response)
+            return response
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.max_wait, self.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.5))
+
+    def _wait_for(self, response: httpx.Response, attempt: int) -> float:
+        """Retry-After (seconds) when given, else Ratelimit-Reset, else exponential backoff with jitter."""
+        for header in ("Retry-After", "Ratelimit-Reset"):
+            value = response.headers.get(header)
+            if value and value.strip().isdigit():
+                seconds = int(value)
+                if seconds > 10 * 365 * 86400:  # an epoch time, as Render's page describes Ratelimit-Reset
+                    seconds = max(0, seconds - int(time.time()))
+                return min(self.max_wait, float(seconds))
+        return self._backoff(attempt)
+
+    def _respect_remaining(self, response: httpx.Response) -> None:
+        """When the window's budget is spent, wait for its reset before the next call rather than earn a 429."""
+        if response.headers.get("Ratelimit-Remaining", "").strip() == "0":
+            self._sleep(self._wait_for(httpx.Response(429, headers={
+                "Ratelimit-Reset": response.headers.get("Ratelimit-Reset", "")}), 1))
+
+    def _sleep(self, seconds: float) -> None:
+        self.waited += seconds
+        time.sleep(seconds)
+
+    @staticmethod
+    def _explain(method: str, path: str, response: httpx.Response, service_id: str | None) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        message = body.get("message") if isinstance(body, dict) else None
+        hint = {401: "the API key is missing, wrong or revoked (RENDER_API_KEY)",
+                403: "the API key's workspace may not act on this service",
+                404: f"no service {service_id} visible to this API key" if service_id else "not found"}.get(
+            response.status_code, "")
+        return (f"Render {method} {path} answered {response.status_code} {message or response.reason_phrase}"
+                + (f" ({hint})" if hint else ""))
+
+    def _paged(self, path: str, key: str, service_id: str | None = None, params: dict | None = None) -> list[dict]:
+        """Every item of a cursor-paginated list."""
+        items: list[dict] = []
+        cursor = None
+        while True:
+            page = self._call("GET", path, service_id, params={**(params or {}), "limit": 100,
+                                                               **({"cursor": cursor} if cursor else {})}).json()
+            items += [entry[key] for entry in page]
+            if len(page) < 100:
+                return items
+            cursor = page[-1]["cursor"]
+
+    # ---------------------------------------------------------------- env vars
+    def list_env_vars(self, service_id: str) -> dict[str, str]:
+        return {e["key"]: e["value"] for e in self._paged(f"/services/{service_id}/env-vars", "envVar", service_id)}
+
+    def set_env_var(self, service_id: str, key: str, value: SecretStr) -> None:
+        self._call("PUT", f"/services/{service_id}/env-vars/{key}", service_id,
+                   json={"value": value.get_secret_value()})  # the response echoes the value: never kept
+
+    def delete_env_var(self, service_id: str, key: str) -> None:
+        self._call("DELETE", f"/services/{service_id}/env-vars/{key}", service_id)
+
+    # ---------------------------------------------------------------- restarts, deploys, scaling
+    def restart(self, service_id: str) -> None:
+        self._call("POST", f"/services/{service_id}/restart", service_id)
+
+    def create_deploy(self, service_id: str, deploy_mode: str = "deploy_only") -> dict | None:
+        """Start a deploy; the deploy, or None when Render queued it without one (202)."""
+        response = self._call("POST", f"/services/{service_id}/deploys", service_id, json={"deployMode": deploy_mode})
+        return response.json() if response.status_code == 201 else None
+
+    def get_deploy(self, service_id: str, deploy_id: str) -> dict:
+        return self._call("GET", f"/services/{service_id}/deploys/{deploy_id}", service_id).json()
+
+    def wait_for_deploy(self, service_id: str, deploy_id: str, timeout: float = 900, poll: float = 2.0) -> dict:
+        """Poll a deploy until it is live or has failed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            deploy = self.get_deploy(service_id, deploy_id)
+            if deploy["status"] in DEPLOY_DONE or time.monotonic() > deadline:
+                return deploy
+            time.sleep(poll)
+
+    def scale(self, service_id: str, instances: int) -> None:
+        self._call("POST", f"/services/{service_id}/scale", service_id, json={"numInstances": instances})
+
+    def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
+                        memory_percent: int | None) -> dict:
+        criteria = {"cpu": {"enabled": cpu_percent is not None, "percentage": cpu_percent or 70},
+                    "memory": {"enabled": memory_percent is not None, "percentage": memory_percent or 70}}
+        return self._call("PUT", f"/services/{service_id}/autoscaling", service_id,
+                          json={"enabled": enabled, "min": minimum, "max": maximum, "criteria": criteria}).json()
+
+    def instances(self, service_id: str) -> list[dict]:
+        return self._call("GET", f"/services/{service_id}/instances", service_id).json()
+
+    # ---------------------------------------------------------------- metrics and logs
+    def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
+                **filters: Any) -> list[Series]:
+        """GET /metrics/{kind} (cpu, memory, cpu-limit, memory-limit, http-requests, http-latency, ...)."""
+        params = {"resource": service_id, "startTime": int(start.timestamp()), "endTime": int(end.timestamp()),
+                  "resolutionSeconds": resolution_s, **filters}
+        data = self._call("GET", f"/metrics/{kind}", service_id, params=params).json()
+        return [Series({label["field"]: label["value"] for label in s.get("labels", [])}, s.get("unit", ""),
+                       [(_epoch(p["timestamp"]), float(p["value"])) for p in s.get("values", [])]) for s in data]
+
+    def logs(self, owner_id: str, service_id: str, start: datetime, end: datetime, limit: int = 50,
+             **filters: Any) -> list[dict]:
+        """The newest `limit` log lines in the window (paged by time, newest first), oldest first."""
+        lines: list[dict] = []
+        window = {"startTime": start.isoformat(), "endTime": end.isoformat()}
+        while len(lines) < limit:
+            page = self._call("GET", "/logs", service_id, params={
+                "ownerId": owner_id, "resource": service_id, "direction": "backward",
+                "limit": min(100, limit - len(lines)), **window, **filters}).json()
+            lines += page.get("logs", [])
+            if not page.get("hasMore"):
+                break
+            window = {"startTime": page["nextStartTime"], "endTime": page["nextEndTime"]}
+        return sorted(lines[:limit], key=lambda line: line["timestamp"])
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
