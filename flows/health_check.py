@@ -1,39 +1,65 @@
-"""health-check: the guide's 'Service health checks (every 5 minutes)', with database and Redis monitoring."""
+"""health-check: the guide's 'Service health checks (every 5 minutes)' and its 'Monitoring and Alerting' rules."""
 
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
 
 from prefect.runtime import flow_run
+from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.health import assess_health, notification_text
+from tasks.alert_rules import evaluate
+from tasks.health import assess_health
 from tasks.http_probes import probe_health
-from tasks.notify import send_notification
+from tasks.metric_samples import read_samples, save_sample
+from tasks.monitoring import build_sample
+from tasks.notify import emit_alert_fired, send_notification
 from tasks.postgres import probe_database
-from tasks.probes import probe_outcome
+from tasks.probes import optional_result, probe_outcome
 from tasks.publish import publish
 from tasks.redis_checks import probe_redis
+from tasks.render_platform import read_platform_usage
 from tasks.report import Report
+from tasks.request_metrics import measure_requests
 from tasks.run_state import read_run_state, write_run_state
-from tasks.targets import load_ops_settings, load_target
+from tasks.targets import load_alert_rules, load_ops_settings, load_target
 
 
-@runbook("health-check", timeout_seconds=120)
-def health_check(target: str | None = None) -> Report:
-    """Probe the service, its database and Redis at once; critical when a probe fails two checks in a row."""
+@runbook("health-check", timeout_seconds=240)
+def health_check(target: str | None = None, window_minutes: Annotated[int, Field(ge=1, le=60)] = 5) -> Report:
+    """Probe the service, its database and Redis at once, measure traffic and the platform's CPU and memory, and
+    evaluate the alert rules: one notification when a rule fires, one when it resolves."""
     t = load_target(target)
-    probes = {"service": probe_health.submit(t.health_url),
-              "database": probe_database.submit(t.database_url),
+    rules = load_alert_rules()
+    now = datetime.now(timezone.utc)
+    probes = {"service": probe_health.submit(t.health_url), "database": probe_database.submit(t.database_url),
               "redis": probe_redis.submit(t.redis_url)}
+    traffic = measure_requests.submit(t.database_url, t.app_schema, now - timedelta(minutes=window_minutes), now)
+    usage = read_platform_usage.submit(t.platform) if t.platform.kind == "render" else None
     results = [probe_outcome(component, future) for component, future in probes.items()]
     previous = read_run_state("health-check", t.name)
     health = assess_health(results, previous)
     if health.state != previous:
         write_run_state("health-check", t.name, health.state)
-    if health.transition:
-        subject, body = notification_text("health-check", t.name, health, flow_run.ui_url)
-        send_notification(subject, body, load_ops_settings().notification_block)
 
+    last = (read_samples(t.name, now - timedelta(hours=1), now) or [None])[-1]
+    failed = max(health.state["consecutive_failures"].values(), default=0)
+    sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage), last)
+    save_sample(t.name, sample)
+    alerts = evaluate(rules, sample["values"], read_run_state("alerts", t.name), now, t.name, flow_run.ui_url,
+                      sample["reasons"])
+    for note in alerts.notifications:
+        send_notification(note.subject, note.body, load_ops_settings().notification_block)
+    write_run_state("alerts", t.name, alerts.state)
+    for rule in alerts.fired:
+        emit_alert_fired(t.name, rule.name, rule.severity, rule.diagnostics, alerts.state[rule.name]["value"])
+
+    firing = [r for r in alerts.rows if r["state"] == "firing"]
     report = Report(runbook="health-check", target=t.name, status=health.status, findings=health.findings,
-                    figures=health.figures, tables={"probes": health.table},
+                    figures={**health.figures, **{k: v for k, v in sample["values"].items() if v is not None}},
+                    tables={"probes": health.table, "alert_rules": alerts.rows,
+                            "endpoints": sample["traffic"].get("endpoints", []), "instances": sample["instances"]},
                     summary=f"{sum(p.ok for p in results)}/{len(results)} probes answered; "
-                            + (f"went {health.transition}" if health.transition else f"status {health.status.value}"))
+                            f"{len(firing)} alert rules firing" + (f" ({', '.join(r['rule'] for r in firing)})" if firing else ""))
+    for row in firing:
+        report.add(row["severity"], f"alert {row['rule']} firing: {row['expression']} (value {row['value']})")
     return publish(report)

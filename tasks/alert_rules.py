@@ -177,7 +177,7 @@ def _human(seconds: float | None) -> str:
 
 
 def evaluate(rules: RuleFile, values: dict[str, float | None], previous: dict[str, dict[str, Any]], now: datetime,
-             target: str, link: str | None = None) -> Evaluation:
+             target: str, link: str | None = None, reasons: dict[str, str] | None = None) -> Evaluation:
     """One evaluation of every rule against this check's values, from the state the previous one left."""
     state: dict[str, dict[str, Any]] = {}
     for rule in rules.rules:
@@ -223,7 +223,7 @@ def evaluate(rules: RuleFile, values: dict[str, float | None], previous: dict[st
         shown = "silenced" if silenced else s["state"]
         rows.append({"rule": rule.name, "severity": rule.severity, "expression": rule.expression,
                      "value": None if s["value"] is None else round(s["value"], 3),
-                     "state": f"{shown} (data missing)" if s["missing"] else shown,
+                     "state": f"{shown} (no data: {(reasons or {}).get(rule.metric, 'missing')})" if s["missing"] else shown,
                      "since": s.get("fired_at") or s.get("active_at") or ""})
     return Evaluation(state, rows, notifications, fired)
 

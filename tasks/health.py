@@ -22,16 +22,14 @@ class HealthAssessment:
     status: Status
     findings: list[Finding]
     state: dict[str, Any]
-    transition: str | None  # "critical" when the check goes critical, "recovered" when it comes back, else None
     figures: dict[str, Any] = field(default_factory=dict)
     table: list[dict[str, Any]] = field(default_factory=list)
 
 
 def assess_health(probes: list[Probe], previous: dict[str, Any], now: datetime | None = None,
-                  failures_for_critical: int = 2, connections_warning: float = 0.8,
-                  redis_memory_warning: float = 0.7) -> HealthAssessment:
-    """The guide's rules: a component failing `failures_for_critical` consecutive checks is critical, once is a warning;
-    connection pool above 80% and Redis memory above 70% are warnings."""
+                  failures_for_critical: int = 2) -> HealthAssessment:
+    """A component failing `failures_for_critical` consecutive checks is critical, once is a warning (the capacity
+    thresholds are alert rules, in the rules file)."""
     now = now or datetime.now(timezone.utc)
     before = previous.get("consecutive_failures", {})
     streaks: dict[str, int] = {}
@@ -55,47 +53,22 @@ def assess_health(probes: list[Probe], previous: dict[str, Any], now: datetime |
                                         message=f"{WHAT[probe.component]} failed this check; critical if it fails "
                                                 f"{failures_for_critical - n} more in a row",
                                         evidence={"error": probe.error, "consecutive_failures": n}))
-    findings += _capacity_findings(probes, figures, connections_warning, redis_memory_warning)
+    findings += _dependency_findings(probes, figures)
 
     status = Status.worst(*(f.severity.status for f in findings))
-    was_critical = previous.get("status") == Status.CRITICAL.value
-    transition = None
-    if status == Status.CRITICAL and not was_critical:
-        transition = "critical"
-    elif status != Status.CRITICAL and was_critical:
-        transition = "recovered"
     since = previous.get("since") if previous.get("status") == status.value else now.isoformat()
     state = {"status": status.value, "since": since, "consecutive_failures": streaks}
-    return HealthAssessment(status, findings, state, transition, figures, table)
+    return HealthAssessment(status, findings, state, figures, table)
 
 
-def _capacity_findings(probes: list[Probe], figures: dict[str, Any], connections_warning: float,
-                       redis_memory_warning: float) -> list[Finding]:
+def _dependency_findings(probes: list[Probe], figures: dict[str, Any]) -> list[Finding]:
     findings = []
     for probe in (p for p in probes if p.ok):
         d = probe.details
         if probe.component == "database" and d.get("max_connections"):
-            usable = d["max_connections"] - d.get("reserved_connections", 0)
-            ratio = d["connections_in_use"] / usable if usable > 0 else 1.0
             figures["database_connections_in_use"] = d["connections_in_use"]
-            figures["database_connection_utilisation"] = round(ratio, 3)
-            if ratio > connections_warning:
-                findings.append(Finding(
-                    severity=Severity.WARNING,
-                    message=f"database connection pool at {ratio:.0%} (> {connections_warning:.0%})",
-                    evidence={"in_use": d["connections_in_use"], "usable": usable},
-                    next_step="Look for idle or leaked connections; raise the pool size or max_connections."))
         if probe.component == "redis":
             figures["redis_used_memory"] = d.get("used_memory", 0)
-            if d.get("maxmemory"):
-                ratio = d["used_memory"] / d["maxmemory"]
-                figures["redis_memory_utilisation"] = round(ratio, 3)
-                if ratio > redis_memory_warning:
-                    findings.append(Finding(
-                        severity=Severity.WARNING,
-                        message=f"Redis memory at {ratio:.0%} of maxmemory (> {redis_memory_warning:.0%})",
-                        evidence={"used_memory": d["used_memory"], "maxmemory": d["maxmemory"]},
-                        next_step="Reduce key count or TTLs, or raise maxmemory."))
         if probe.component == "service":
             body = d.get("body") if isinstance(d.get("body"), dict) else {}
             degraded = {k: v for k, v in body.items() if k in ("database", "redis") and v not in ("ok", True)}
@@ -103,17 +76,3 @@ def _capacity_findings(probes: list[Probe], figures: dict[str, Any], connections
                 findings.append(Finding(severity=Severity.WARNING, evidence=degraded,
                                         message="the service reports a degraded dependency: " + ", ".join(degraded)))
     return findings
-
-
-def notification_text(runbook: str, target: str, assessment: HealthAssessment, ui_url: str | None) -> tuple[str, str]:
-    """Subject and body of the one notification sent when a check goes critical or recovers."""
-    if assessment.transition == "critical":
-        subject = f"[CRITICAL] {runbook} on {target}"
-        lines = [f"{runbook} on {target} is critical:"] + [
-            f"- {f.message}" for f in assessment.findings if f.severity == Severity.CRITICAL]
-    else:
-        subject = f"[RESOLVED] {runbook} on {target}"
-        lines = [f"{runbook} on {target} has recovered; status is now {assessment.status.value}."]
-    if ui_url:
-        lines.append(f"Run: {ui_url}")
-    return subject, "\n".join(lines)

@@ -30,3 +30,29 @@ def send_notification(subject: str, body: str, block_name: str) -> bool:
         return False
     block.notify(body=redact(body), subject=redact(subject))
     return True
+
+
+@task(**retrying(retries=3, backoff=1, timeout_seconds=30))
+def emit_alert_fired(target: str, rule: str, severity: str, diagnostics: str | None, value: float | None) -> bool:
+    """A Prefect event for an alert that began firing; the diagnostics automation starts the rule's runbook from it
+    (the event names that runbook's deployment). False when the deployment is not registered."""
+    from prefect import get_client
+    from prefect.events import emit_event
+    from prefect.exceptions import ObjectNotFound
+
+    related = []
+    if diagnostics:
+        try:
+            with get_client(sync_client=True) as client:
+                deployment = client.read_deployment_by_name(f"{diagnostics}/{diagnostics}")
+            related.append({"prefect.resource.id": f"prefect.deployment.{deployment.id}",
+                            "prefect.resource.role": "deployment", "prefect.resource.name": diagnostics})
+        except ObjectNotFound:
+            get_run_logger().warning("No deployment %s/%s: start it by hand (playground-ops run %s)",
+                                     diagnostics, diagnostics, diagnostics)
+    emit_event(event="playground-ops.alert.firing",
+               resource={"prefect.resource.id": f"playground-ops.alert.{target}.{rule}",
+                         "prefect.resource.name": rule, "playground-ops.target": target,
+                         "playground-ops.severity": severity, "playground-ops.diagnostics": diagnostics or ""},
+               related=related, payload={"value": value})
+    return bool(related)

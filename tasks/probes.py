@@ -28,3 +28,11 @@ def probe_outcome(component: str, future: Any) -> Probe:
     if isinstance(outcome, BaseException):
         return Probe.failed(component, outcome)
     return outcome
+
+
+def optional_result(future: Any) -> Any:
+    """What a submitted task returned, or None when it failed (the health check then marks its values missing)."""
+    if future is None:
+        return None
+    outcome = future.result(raise_on_failure=False)
+    return None if isinstance(outcome, BaseException) else outcome

@@ -13,13 +13,14 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import httpx
+from prefect import task
 from pydantic import SecretStr
 
-from tasks.retry import TRANSIENT_HTTP, PermanentError, TransientError
+from tasks.retry import TRANSIENT_HTTP, PermanentError, TransientError, retrying
 
 DEPLOY_DONE = {"live", "deactivated", "build_failed", "update_failed", "pre_deploy_failed", "canceled"}
 
@@ -212,3 +213,40 @@ def _epoch(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
+
+
+def client_for(platform: Any) -> Render:
+    """The platform client of a target's `platform` settings (Render, or the sandbox's Render-compatible one)."""
+    if platform.kind != "render" or not platform.service_id or platform.api_key is None:
+        raise PermanentError("target platform: expected kind render with service_id and api_key "
+                             "(RENDER_SERVICE_ID and RENDER_API_KEY)")
+    return Render(platform.api_url, platform.api_key)
+
+
+@task(**retrying(retries=0, timeout_seconds=120))
+def read_platform_usage(platform: Any, minutes: int = 10, resolution_s: int = 60) -> dict[str, Any]:
+    """CPU and memory per instance over the last minutes, and the service's limits (the client retries and honours
+    rate limits itself)."""
+    render = client_for(platform)
+    end = datetime.now(timezone.utc)
+    start = end - timedelta(minutes=minutes)
+    usage: dict[str, Any] = {}
+    for kind in ("cpu", "memory", "cpu-limit", "memory-limit"):
+        usage[kind] = [{"instance": s.labels.get("instance", ""), "unit": s.unit, "points": s.points}
+                       for s in render.metrics(kind, platform.service_id, start, end, resolution_s)]
+    usage["rate_limit_wait_s"] = round(render.waited, 1)
+    return usage
+
+
+@task(**retrying(retries=0, timeout_seconds=300))
+def read_platform_logs(platform: Any, hours: float = 24, limit: int = 50, level: str | None = "error") -> list[dict]:
+    """The service's newest log lines (the guide's `render logs --level error --tail 50`)."""
+    render = client_for(platform)
+    if not platform.owner_id:
+        raise PermanentError("target platform: expected owner_id (RENDER_OWNER_ID), which Render's logs API asks for")
+    end = datetime.now(timezone.utc)
+    filters = {"level": level} if level else {}
+    return [{"timestamp": line["timestamp"], "message": line["message"][:500],
+             **{label["name"]: label["value"] for label in line.get("labels", [])}}
+            for line in render.logs(platform.owner_id, platform.service_id, end - timedelta(hours=hours), end, limit,
+                                    **filters)]

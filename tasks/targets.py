@@ -18,3 +18,11 @@ def load_target(name: str | None = None) -> Target:
 def load_ops_settings() -> Settings:
     """playground-ops' own settings (audit store, notification block)."""
     return load_settings()
+
+
+@task(**retrying(retries=0, timeout_seconds=10))
+def load_alert_rules() -> "RuleFile":
+    """The alert rules (OPS_ALERT_RULES_FILE, or the guide's rules shipped in alert_rules.yaml); a bad file is refused."""
+    from tasks.alert_rules import load_rules
+
+    return load_rules(load_settings().alert_rules_file)

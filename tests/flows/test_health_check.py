@@ -42,32 +42,32 @@ def test_service_down_is_critical_only_on_second_failure_and_notifies_once_each_
     from sandbox import manager
 
     settings = fresh_state
-    before = len(receiver.matching("health-check on sandbox"))
+    before = len(receiver.matching("HealthCheckFailing on sandbox"))
     assert run_check().status.value == "ok"
     manager.stop_backend(settings)
     try:
         first = run_check()
         assert first.status.value == "warning"
         assert any("failed this check" in f.message for f in first.findings)
-        assert len(receiver.matching("health-check on sandbox")) == before
+        assert len(receiver.matching("HealthCheckFailing on sandbox")) == before
 
         second = run_check()
         assert second.status.value == "critical"
         assert any("failed 2 consecutive checks" in f.message for f in second.findings)
-        critical = receiver.wait_for("[CRITICAL] health-check on sandbox")
+        critical = receiver.wait_for("[FIRING:critical] HealthCheckFailing on sandbox")
         assert len(critical) == 1
 
         third = run_check()
         assert third.status.value == "critical"
-        assert len(receiver.matching("[CRITICAL] health-check on sandbox")) == 1
+        assert len(receiver.matching("[FIRING:critical] HealthCheckFailing on sandbox")) == 1
     finally:
         manager.start_backend(settings)
     recovered = run_check()
     assert recovered.status.value == "ok"
-    assert len(receiver.wait_for("[RESOLVED] health-check on sandbox")) == 1
-    assert len(receiver.matching("[CRITICAL] health-check on sandbox")) == 1
+    assert len(receiver.wait_for("[RESOLVED] HealthCheckFailing on sandbox")) == 1
+    assert len(receiver.matching("[FIRING:critical] HealthCheckFailing on sandbox")) == 1
     assert run_check().status.value == "ok"
-    assert len(receiver.matching("health-check on sandbox")) == before + 2
+    assert len(receiver.matching("HealthCheckFailing on sandbox")) == before + 2
 
 
 def test_state_survives_a_new_process(fresh_state, tmp_path):
