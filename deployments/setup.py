@@ -14,6 +14,7 @@ GLOBAL_LIMITS = {
     "playground-ops-backup": 1,          # two backups never run at once
     "playground-ops-database-heavy": 1,  # backup, maintenance and performance review never overlap
 }
+DIAGNOSTICS_AUTOMATION = "playground-ops: run diagnostics when an alert fires"
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
 RUNBOOK_TAG = "playground-ops"
 FAILURE_SUBJECT = "[FAILED] runbook {{ flow.name }} on {{ flow_run.parameters.get('target') or 'the default target' }}"
@@ -117,10 +118,33 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
     result.updated.append(f"automation {FAILURE_AUTOMATION!r}")
 
 
+def ensure_diagnostics_automation(result: SetupResult) -> None:
+    """Start the diagnostics runbook an alert names as soon as the health check reports it firing (an event names
+    the runbook's deployment; nothing polls)."""
+    from prefect.automations import Automation
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    trigger = EventTrigger(expect={"playground-ops.alert.firing"}, match={"prefect.resource.id": "playground-ops.alert.*"},
+                           match_related={"prefect.resource.role": "deployment"}, posture=Posture.Reactive, threshold=1)
+    action = RunDeployment(source="inferred", parameters={"target": "{{ event.resource['playground-ops.target'] }}"})
+    description = "Runs the diagnostics runbook named by an alert (HighCpu, HighMemory, ...) when it begins firing."
+    try:
+        existing = Automation.read(name=DIAGNOSTICS_AUTOMATION)
+    except ValueError:
+        Automation(name=DIAGNOSTICS_AUTOMATION, description=description, trigger=trigger, actions=[action]).create()
+        result.created.append(f"automation {DIAGNOSTICS_AUTOMATION!r}")
+        return
+    existing.trigger, existing.actions, existing.description, existing.enabled = trigger, [action], description, True
+    existing.update()
+    result.updated.append(f"automation {DIAGNOSTICS_AUTOMATION!r}")
+
+
 def setup(settings: Settings) -> SetupResult:
     result = SetupResult()
     ensure_work_pool(settings.work_pool, result)
     ensure_global_limits(result)
     block_id = ensure_notification_block(settings, result)
     ensure_failure_automation(block_id, result)
+    ensure_diagnostics_automation(result)
     return result

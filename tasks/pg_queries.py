@@ -184,3 +184,28 @@ def reindex_sql(index: str) -> str:
 
 def drop_index_sql(index: str) -> str:
     return f"DROP INDEX CONCURRENTLY IF EXISTS {index}"
+
+# The guide's "Database Connection Issues" diagnosis
+CONNECTION_GROUPS = """
+SELECT coalesce(state, '(none)') AS state, coalesce(nullif(application_name, ''), '(unnamed)') AS application,
+       coalesce(wait_event_type || ':' || wait_event, '') AS wait_event, count(*) AS connections
+FROM pg_stat_activity WHERE backend_type = 'client backend'
+GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2
+"""
+
+CONNECTION_LIMITS = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use
+"""
+
+BLOCKING = """
+SELECT blocked.pid AS blocked_pid, blocked.application_name AS blocked_application,
+       extract(epoch FROM now() - blocked.query_start)::float AS waiting_seconds, left(blocked.query, 200) AS blocked_query,
+       blocker.pid AS blocking_pid, blocker.application_name AS blocking_application, blocker.state AS blocking_state,
+       left(blocker.query, 200) AS blocking_query
+FROM pg_stat_activity blocked
+JOIN LATERAL unnest(pg_blocking_pids(blocked.pid)) AS b(pid) ON true
+JOIN pg_stat_activity blocker ON blocker.pid = b.pid
+ORDER BY waiting_seconds DESC NULLS LAST
+"""

@@ -10,6 +10,7 @@ and other 4xx are raised at once with Render's message and the service id.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -187,7 +188,7 @@ class Render:
     def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
                 **filters: Any) -> list[Series]:
         """GET /metrics/{kind} (cpu, memory, cpu-limit, memory-limit, http-requests, http-latency, ...)."""
-        params = {"resource": service_id, "startTime": int(start.timestamp()), "endTime": int(end.timestamp()),
+        params = {"resource": service_id, "startTime": int(start.timestamp()), "endTime": math.ceil(end.timestamp()),
                   "resolutionSeconds": resolution_s, **filters}
         data = self._call("GET", f"/metrics/{kind}", service_id, params=params).json()
         return [Series({label["field"]: label["value"] for label in s.get("labels", [])}, s.get("unit", ""),

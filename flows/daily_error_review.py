@@ -1,0 +1,39 @@
+"""daily-error-review: the guide's daily 'Check error logs' and 'Check error rates', against the week before."""
+
+from datetime import datetime, timezone
+
+from playground_ops.runbook import runbook
+from tasks.diagnostics import error_review
+from tasks.publish import publish
+from tasks.render_platform import read_platform_logs
+from tasks.report import Report
+from tasks.request_metrics import read_error_review
+from tasks.targets import load_target
+
+
+@runbook("daily-error-review", timeout_seconds=900)
+def daily_error_review(target: str | None = None) -> Report:
+    """The platform's recent error logs (--level error --tail 50), error rates by endpoint and error type over the last
+    24 hours against the 7 days before, and the top failing endpoints."""
+    t = load_target(target)
+    now = datetime.now(timezone.utc)
+    logs = read_platform_logs.submit(t.platform, hours=24, limit=50) if t.platform.kind == "render" else None
+    review = read_error_review(t.database_url, t.app_schema, now)
+    log_lines = logs.result(raise_on_failure=False) if logs else None
+    logs_error = str(log_lines) if isinstance(log_lines, BaseException) else None
+    endpoints, error_types, findings = error_review(review["errors"], review["volumes"],
+                                                    None if logs_error else log_lines)
+
+    report = Report(runbook="daily-error-review", target=t.name,
+                    tables={"endpoints": endpoints, "error_types": error_types, "error_logs": [] if logs_error else (log_lines or [])},
+                    figures={"requests_24h": sum(e["requests_24h"] for e in endpoints),
+                             "errors_24h": sum(e["errors_24h"] for e in endpoints)},
+                    summary=f"{sum(e['errors_24h'] for e in endpoints)} errors in {sum(e['requests_24h'] for e in endpoints)} "
+                            f"requests over 24 h; {sum(f[0] == 'warning' for f in findings)} endpoints worse than last week")
+    for severity, message, next_step in findings:
+        report.add(severity, message, next_step=next_step)
+    if logs_error:
+        report.add("warning", f"the platform's error logs could not be read: {logs_error}")
+    elif t.platform.kind != "render":
+        report.add("info", "no platform configured (RENDER_SERVICE_ID): error logs not read")
+    return publish(report)

@@ -1,0 +1,35 @@
+"""diagnose-high-cpu: the guide's 'High CPU Usage' diagnosis, started when HighCpu fires, or on demand."""
+
+from datetime import datetime, timedelta, timezone
+
+from playground_ops.runbook import runbook
+from tasks.diagnostics import per_instance, cpu_diagnosis, solutions
+from tasks.metric_samples import read_samples
+from tasks.pg_queries import ACTIVITY
+from tasks.postgres import read_sections
+from tasks.publish import publish
+from tasks.render_platform import read_platform_logs, read_platform_usage
+from tasks.report import Report
+from tasks.request_metrics import measure_requests
+from tasks.targets import load_target
+
+
+@runbook("diagnose-high-cpu", timeout_seconds=600)
+def diagnose_high_cpu(target: str | None = None) -> Report:
+    """CPU per instance over the last hour, the recent requests by endpoint and the recent logs; the guide's solutions
+    that the evidence supports."""
+    t = load_target(target)
+    now = datetime.now(timezone.utc)
+    usage = read_platform_usage(t.platform, minutes=60)
+    traffic = measure_requests(t.database_url, t.app_schema, now - timedelta(minutes=15), now)
+    logs = read_platform_logs(t.platform, hours=1, limit=100, level=None)
+    activity = read_sections(t.database_url, {"activity": ACTIVITY})["activity"].get("rows") or []
+    last = (read_samples(t.name, now - timedelta(hours=1), now) or [{}])[-1].get("values", {})
+
+    report = Report(runbook="diagnose-high-cpu", target=t.name,
+                    tables={"cpu_by_instance": per_instance(usage, "cpu"), "endpoints_last_15_min": traffic["endpoints"],
+                            "recent_logs": logs[-100:]},
+                    figures={"requests_last_15_min": traffic["requests"], "p95_latency_ms": traffic["p95_latency_ms"]},
+                    summary="CPU diagnosis: per-instance usage over the last hour, recent requests and logs")
+    return publish(solutions(report, "high-cpu", cpu_diagnosis(usage, traffic, last, sum(
+        a["state"] == "active" for a in activity))))

@@ -1,0 +1,33 @@
+"""diagnose-high-memory: the guide's 'High Memory Usage' diagnosis, started when HighMemory fires, or on demand."""
+
+from datetime import datetime, timedelta, timezone
+
+from playground_ops.runbook import runbook
+from tasks.diagnostics import per_instance, memory_diagnosis, solutions
+from tasks.metric_samples import read_samples
+from tasks.publish import publish
+from tasks.render_platform import read_platform_logs, read_platform_usage
+from tasks.report import Report
+from tasks.request_metrics import measure_requests
+from tasks.targets import load_target
+
+
+@runbook("diagnose-high-memory", timeout_seconds=600)
+def diagnose_high_memory(target: str | None = None) -> Report:
+    """Memory per instance over the last hour (and its growth), the recent requests, and log lines that mention
+    memory; the guide's solutions that the evidence supports."""
+    t = load_target(target)
+    now = datetime.now(timezone.utc)
+    usage = read_platform_usage(t.platform, minutes=60)
+    traffic = measure_requests(t.database_url, t.app_schema, now - timedelta(minutes=15), now)
+    logs = read_platform_logs(t.platform, hours=1, limit=200, level=None)
+    memory_logs = [line for line in logs if "memory" in line["message"].lower()]
+    last = (read_samples(t.name, now - timedelta(hours=1), now) or [{}])[-1].get("values", {})
+
+    report = Report(runbook="diagnose-high-memory", target=t.name,
+                    tables={"memory_by_instance": per_instance(usage, "memory"),
+                            "endpoints_last_15_min": traffic["endpoints"], "memory_logs": memory_logs},
+                    figures={"requests_last_15_min": traffic["requests"]},
+                    summary="memory diagnosis: per-instance usage and growth over the last hour, recent requests, logs")
+    return publish(solutions(report, "high-memory", memory_diagnosis(usage, memory_logs,
+                                                                      last.get("redis_memory_pct"))))
