@@ -24,8 +24,8 @@ Implemented (https://api-docs.render.com, shapes as in render-oss/cli's generate
 Auth: `Authorization: Bearer <key>`; 401 {"id": "unauthorized", ...}; an unknown service 404 {"id": "not_found", ...}.
 Rate limit: writes (POST, PUT, PATCH, DELETE) at most RENDER_STANDIN_WRITE_LIMIT per minute (default 30, as Render's
 "all other" writes), answered 429 with Retry-After; every response carries Ratelimit-Limit, -Remaining and -Reset.
-Sandbox-only (not Render): POST /sandbox/metrics {"kind": "cpu"|"memory", "value", "instance"?} adds a sample (CPU in
-cores, memory in bytes), {"kind", "clear": true} removes what was added, so tests can drive the CPU and memory alerts.
+Sandbox-only (not Render): POST /sandbox/metrics {"kind": "cpu"|"memory", "value", "instance"?, "timestamp"?} adds a
+sample (CPU in cores, memory in bytes; now, or at an earlier epoch time), {"kind", "clear": true} removes what was added, so tests can drive the CPU and memory alerts.
 Differences from Render: one service (the sandbox backend), one owner; no builds (a deploy restarts); metrics kept in
 memory for 24 hours.
 """
@@ -113,13 +113,15 @@ class Sampler:
     def _add(where: dict, kind: str, instance: str, ts: float, value: float) -> None:
         where.setdefault((kind, instance), deque(maxlen=int(86400 / 2))).append((ts, value))
 
-    def inject(self, kind: str, value: float | None, instance: str) -> None:
+    def inject(self, kind: str, value: float | None, instance: str, at: float | None = None) -> None:
         with self.lock:
             if value is None:
                 for key in [k for k in self.injected if k[0] == kind]:
                     del self.injected[key]
             else:
-                self._add(self.injected, kind, instance, time.time(), value)
+                self._add(self.injected, kind, instance, at or time.time(), value)
+                points = self.injected[(kind, instance)]
+                self.injected[(kind, instance)] = deque(sorted(points), maxlen=points.maxlen)
 
     def series(self, kind: str, start: float, end: float, resolution: float) -> list[dict]:
         with self.lock:
@@ -158,19 +160,19 @@ def _unit(kind: str) -> str:
 class WriteLimit:
     """Fixed one-minute windows of writes per API key, as Render counts them."""
 
-    def __init__(self, per_minute: int):
-        self.per_minute, self.window, self.used = per_minute, 0, 0
+    def __init__(self, per_minute: int, window_s: int = 60):
+        self.per_minute, self.window_s, self.window, self.used = per_minute, window_s, 0, 0
         self.lock = threading.Lock()
 
     def take(self, write: bool) -> tuple[bool, dict[str, str]]:
         now = int(time.time())
         with self.lock:
-            if now // 60 != self.window:
-                self.window, self.used = now // 60, 0
+            if now // self.window_s != self.window:
+                self.window, self.used = now // self.window_s, 0
             allowed = not write or self.used < self.per_minute
             if write and allowed:
                 self.used += 1
-            reset = 60 - now % 60
+            reset = self.window_s - now % self.window_s
             headers = {"Ratelimit-Limit": str(self.per_minute), "Ratelimit-Remaining": str(self.per_minute - self.used),
                        "Ratelimit-Reset": str(reset)}
         if not allowed:
@@ -178,10 +180,10 @@ class WriteLimit:
         return allowed, headers
 
 
-def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.0) -> Starlette:
+def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.0, window_s: int = 60) -> Starlette:
     state_lock = threading.Lock()
     sampler = Sampler(settings, sample_every)
-    limit = WriteLimit(write_limit)
+    limit = WriteLimit(write_limit, window_s)
     stop = threading.Event()
     api_key = manager.render_api_key(settings)
 
@@ -367,7 +369,7 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
         if body.get("kind") not in ("cpu", "memory"):
             return _error(400, "bad_request", "kind must be cpu or memory")
         sampler.inject(body["kind"], None if body.get("clear") else float(body["value"]),
-                       body.get("instance") or f"{manager.RENDER_SERVICE_ID}-injected")
+                       body.get("instance") or f"{manager.RENDER_SERVICE_ID}-injected", body.get("timestamp"))
         return JSONResponse({"ok": True})
 
     # sampled from the start (a mounted app's lifespan would not run); a daemon thread ends with the process
