@@ -20,6 +20,7 @@ def isolated_env(name: str) -> Path:
     home = Path(tempfile.mkdtemp(prefix=f"playground-ops-bench-{name}-"))
     os.environ.update({"OPS_HOME": str(home / "ops"), "OPS_SANDBOX_DATABASE": f"playground_sandbox_bench",
                        "OPS_SANDBOX_REDIS_DB": "12", "OPS_SANDBOX_PORT": str(free_port()),
+                       "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     for var in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "OPS_WEBHOOK_URL", "OPS_SLACK_WEBHOOK_URL"):
         os.environ.pop(var, None)
