@@ -50,3 +50,19 @@ def header() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def time_runs(fn, runs: int, warmup: int = 3, label=lambda result: "") -> tuple[list[float], object]:
+    """Call fn `warmup` times (imports, first queries), then `runs` times, timing each; the durations and last result."""
+    import sys
+    import time
+
+    for _ in range(warmup):
+        fn()
+    durations, result = [], None
+    for _ in range(runs):
+        began = time.perf_counter()
+        result = fn()
+        durations.append(time.perf_counter() - began)
+        print(f"run {len(durations)}: {durations[-1]:.3f} s {label(result)}", file=sys.stderr)
+    return durations, result

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_prefect, header, isolated_env, median, row  # noqa: E402
+from bench.common import ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
 
 
 def main() -> None:
@@ -38,15 +37,8 @@ def main() -> None:
 
         from flows.health_check import health_check
 
-        for _ in range(3):  # warm-up: imports, the variable's creation, the new server's first queries
-            health_check()
-        durations = []
-        for _ in range(args.runs):
-            began = time.perf_counter()
-            report = health_check()
-            durations.append(time.perf_counter() - began)
-            print(f"run {len(durations)}: {durations[-1]:.3f} s", file=sys.stderr)
-            assert report.status.value == "ok", report.summary
+        durations, report = time_runs(health_check, args.runs)
+        assert report.status.value == "ok", report.summary
         print(header())
         print(row(f"health-check runbook, median of {args.runs}", median(durations), 2.0, "s", "target"))
         print(row(f"seed of {args.requests:,} request rows (COPY)", result.seconds, 30.0, "s", "target"))

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_prefect, header, isolated_env, median, row  # noqa: E402
+from bench.common import ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
 
 DB = "playground_bench_2g"
 
@@ -78,14 +78,7 @@ def main() -> None:
         os.environ.update(manager.target_env(settings))
         from flows.health_check import health_check
 
-        for _ in range(3):  # warm-up: imports, variables, first samples
-            health_check()
-        durations = []
-        for _ in range(args.runs):
-            began = time.perf_counter()
-            report = health_check()
-            durations.append(time.perf_counter() - began)
-            print(f"run {len(durations)}: {durations[-1]:.3f} s ({report.summary})", file=sys.stderr)
+        durations, report = time_runs(health_check, args.runs, label=lambda r: f"({r.summary})")
         lines.append(row(f"health-check runbook with {len(report.tables['alert_rules'])} alert rules on {total:,} rows, "
                          f"median of {args.runs}", median(durations), 2.0, "s", "target"))
     finally:

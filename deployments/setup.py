@@ -93,7 +93,6 @@ def ensure_notification_block(settings: Settings, result: SetupResult):
 
 def ensure_failure_automation(block_id, result: SetupResult) -> None:
     """One notification whenever a runbook's flow run becomes Failed, Crashed or TimedOut."""
-    from prefect.automations import Automation
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
 
@@ -106,38 +105,36 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
         match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUNBOOK_TAG}"},
         posture=Posture.Reactive, threshold=1)
     action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT, body=FAILURE_BODY)
-    description = "Sends one notification for each playground-ops runbook run that fails, crashes or times out."
+    _upsert_automation(FAILURE_AUTOMATION, "Sends one notification for each playground-ops runbook run that fails, "
+                                           "crashes or times out.", trigger, action, result)
+
+
+def _upsert_automation(name: str, description: str, trigger, action, result: SetupResult) -> None:
+    """Create the automation, or bring an existing one of that name back to this definition (and enable it)."""
+    from prefect.automations import Automation
+
     try:
-        existing = Automation.read(name=FAILURE_AUTOMATION)
+        existing = Automation.read(name=name)
     except ValueError:
-        Automation(name=FAILURE_AUTOMATION, description=description, trigger=trigger, actions=[action]).create()
-        result.created.append(f"automation {FAILURE_AUTOMATION!r}")
+        Automation(name=name, description=description, trigger=trigger, actions=[action]).create()
+        result.created.append(f"automation {name!r}")
         return
     existing.trigger, existing.actions, existing.description, existing.enabled = trigger, [action], description, True
     existing.update()
-    result.updated.append(f"automation {FAILURE_AUTOMATION!r}")
+    result.updated.append(f"automation {name!r}")
 
 
 def ensure_diagnostics_automation(result: SetupResult) -> None:
     """Start the diagnostics runbook an alert names as soon as the health check reports it firing (an event names
     the runbook's deployment; nothing polls)."""
-    from prefect.automations import Automation
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import EventTrigger, Posture
 
     trigger = EventTrigger(expect={"playground-ops.alert.firing"}, match={"prefect.resource.id": "playground-ops.alert.*"},
                            match_related={"prefect.resource.role": "deployment"}, posture=Posture.Reactive, threshold=1)
     action = RunDeployment(source="inferred", parameters={"target": "{{ event.resource['playground-ops.target'] }}"})
-    description = "Runs the diagnostics runbook named by an alert (HighCpu, HighMemory, ...) when it begins firing."
-    try:
-        existing = Automation.read(name=DIAGNOSTICS_AUTOMATION)
-    except ValueError:
-        Automation(name=DIAGNOSTICS_AUTOMATION, description=description, trigger=trigger, actions=[action]).create()
-        result.created.append(f"automation {DIAGNOSTICS_AUTOMATION!r}")
-        return
-    existing.trigger, existing.actions, existing.description, existing.enabled = trigger, [action], description, True
-    existing.update()
-    result.updated.append(f"automation {DIAGNOSTICS_AUTOMATION!r}")
+    _upsert_automation(DIAGNOSTICS_AUTOMATION, "Runs the diagnostics runbook named by an alert (HighCpu, HighMemory, "
+                                               "...) when it begins firing.", trigger, action, result)
 
 
 def setup(settings: Settings) -> SetupResult:

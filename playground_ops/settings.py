@@ -40,6 +40,13 @@ EXPECTED = {
 }
 
 
+def require_match(pattern: str | re.Pattern, value: str, expected: str, shown: str | None = None) -> str:
+    """The value, or a ValueError saying what was expected and what came instead."""
+    if not re.match(pattern, value):
+        raise ValueError(f"expected {expected} (got {shown if shown is not None else repr(value)})")
+    return value
+
+
 class AppSchema(BaseModel):
     """Where the playground keeps its users and requests: the one place app-facing SQL takes names from."""
 
@@ -118,16 +125,12 @@ class CodeHost(BaseModel):
     @field_validator("repository")
     @classmethod
     def _owner_name(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value):
-            raise ValueError(f"expected {EXPECTED['GITHUB_REPOSITORY']} (got {value!r})")
-        return value
+        return require_match(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", value, EXPECTED["GITHUB_REPOSITORY"])
 
     @field_validator("api_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"expected {EXPECTED['GITHUB_API_URL']} (got {value!r})")
-        return value.rstrip("/")
+        return require_match(r"^https?://[^/\s]+", value, EXPECTED["GITHUB_API_URL"]).rstrip("/")
 
 
 class Repository(BaseModel):
@@ -177,16 +180,12 @@ class Target(BaseModel):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"expected {EXPECTED['TARGET_NAME']} (got {value!r})")
-        return value
+        return require_match(SLUG, value, EXPECTED["TARGET_NAME"])
 
     @field_validator("health_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError(f"expected {EXPECTED['HEALTH_URL']} (got {mask_url(value)!r})")
-        return value
+        return require_match(r"^https?://[^/\s]+", value, EXPECTED["HEALTH_URL"], repr(mask_url(value)))
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from playground_ops.errors import ConfigError
+from playground_ops.settings import require_match
 
 DEFAULT_RULES = Path(__file__).resolve().parent.parent / "alert_rules.yaml"
 
@@ -69,9 +70,8 @@ class Rule(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", value):
-            raise ValueError(f"expected a name of letters, digits, _ and - such as HighErrorRate (got {value!r})")
-        return value
+        return require_match(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$", value,
+                             "a name of letters, digits, _ and - such as HighErrorRate")
 
     @field_validator("metric")
     @classmethod
