@@ -35,23 +35,24 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
               "redis": probe_redis.submit(t.redis_url)}
     traffic = measure_requests.submit(t.database_url, t.app_schema, now - timedelta(minutes=window_minutes), now)
     usage = read_platform_usage.submit(t.platform) if t.platform.kind == "render" else None
+    previous = read_run_state("health-check", t.name)  # probe streaks and alert states, in one Variable
+    last = read_samples.submit(t.name, now - timedelta(hours=1), now)
     results = [probe_outcome(component, future) for component, future in probes.items()]
-    previous = read_run_state("health-check", t.name)
     health = assess_health(results, previous)
-    if health.state != previous:
-        write_run_state("health-check", t.name, health.state)
-
-    last = (read_samples(t.name, now - timedelta(hours=1), now) or [None])[-1]
     failed = max(health.state["consecutive_failures"].values(), default=0)
-    sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage), last)
-    save_sample(t.name, sample)
-    alerts = evaluate(rules, sample["values"], read_run_state("alerts", t.name), now, t.name, flow_run.ui_url,
+    sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage),
+                          (last.result() or [None])[-1])
+    stored = save_sample.submit(t.name, sample)
+    alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, flow_run.ui_url,
                       sample["reasons"])
     for note in alerts.notifications:
         send_notification(note.subject, note.body, load_ops_settings().notification_block)
-    write_run_state("alerts", t.name, alerts.state)
+    state = {**health.state, "alerts": alerts.state}
+    if state != previous:  # written on changes only: a steady check costs no write
+        write_run_state("health-check", t.name, state)
+    stored.result()
     for rule in alerts.fired:
-        emit_alert_fired(t.name, rule.name, rule.severity, rule.diagnostics, alerts.state[rule.name]["value"])
+        emit_alert_fired(t.name, rule.name, rule.severity, rule.diagnostics, sample["values"].get(rule.metric))
 
     firing = [r for r in alerts.rows if r["state"] == "firing"]
     report = Report(runbook="health-check", target=t.name, status=health.status, findings=health.findings,

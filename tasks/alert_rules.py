@@ -225,7 +225,9 @@ def evaluate(rules: RuleFile, values: dict[str, float | None], previous: dict[st
                      "value": None if s["value"] is None else round(s["value"], 3),
                      "state": f"{shown} (no data: {(reasons or {}).get(rule.metric, 'missing')})" if s["missing"] else shown,
                      "since": s.get("fired_at") or s.get("active_at") or ""})
-    return Evaluation(state, rows, notifications, fired)
+    # what the next evaluation needs (values are read afresh): a steady state is an unchanged one
+    kept = {name: {k: v for k, v in s.items() if k not in ("value", "missing")} for name, s in state.items()}
+    return Evaluation(kept, rows, notifications, fired)
 
 
 def _notify(rule: Rule, kind: str, s: dict[str, Any], target: str, now: datetime, link: str | None) -> Notification:

@@ -34,34 +34,35 @@ GROUP BY GROUPING SETS ((), ({endpoint}), (date_trunc('minute', {created_at})))
 
 
 def error_review_query(schema: AppSchema) -> sql.Composed:
-    """Errors by endpoint and error type: the last 24 hours against the daily average of the 7 days before."""
+    """One scan of 8 days: per endpoint, and per endpoint and error type, requests and errors in the last 24 hours and
+    in the 7 days before."""
     return sql.SQL("""
-SELECT {endpoint} AS endpoint, coalesce({error_type}, 'http_' || {status}::text) AS error_type,
-       count(*) FILTER (WHERE {created_at} >= %(since)s) AS last_24h,
-       round(count(*) FILTER (WHERE {created_at} < %(since)s) / 7.0, 1) AS daily_avg_prev_7d,
-       count(*) FILTER (WHERE {created_at} >= %(since)s AND {status} >= 500) AS server_errors_24h
-FROM {requests}
-WHERE {created_at} >= %(baseline)s AND {created_at} < %(end)s AND {status} >= 400
-GROUP BY 1, 2
-ORDER BY 3 DESC, 1, 2
+WITH r AS (
+    SELECT {endpoint} AS endpoint, {created_at} >= %(since)s AS recent, {status} >= 400 AS failed,
+           {status} >= 500 AS server_error,
+           CASE WHEN {status} >= 400 THEN coalesce({error_type}, 'http_' || {status}::text) END AS error_type
+    FROM {requests} WHERE {created_at} >= %(baseline)s AND {created_at} < %(end)s)
+SELECT endpoint, GROUPING(error_type) = 0 AS by_type, error_type,
+       count(*) FILTER (WHERE recent) AS requests_24h,
+       count(*) FILTER (WHERE recent AND failed) AS errors_24h,
+       count(*) FILTER (WHERE recent AND server_error) AS server_errors_24h,
+       count(*) FILTER (WHERE NOT recent) AS requests_prev_7d,
+       count(*) FILTER (WHERE NOT recent AND failed) AS errors_prev_7d
+FROM r GROUP BY GROUPING SETS ((endpoint), (endpoint, error_type))
 """).format(endpoint=sql.Identifier(schema.endpoint), created_at=sql.Identifier(schema.created_at),
             status=sql.Identifier(schema.status_code), error_type=sql.Identifier(schema.error_type),
             requests=sql.Identifier(*schema.requests.split(".")))
 
 
-def endpoint_volume_query(schema: AppSchema) -> sql.Composed:
-    """Requests per endpoint in the last 24 hours and the 7 days before (the denominators of the error rates)."""
-    return sql.SQL("""
-SELECT {endpoint} AS endpoint,
-       count(*) FILTER (WHERE {created_at} >= %(since)s) AS requests_24h,
-       count(*) FILTER (WHERE {created_at} >= %(since)s AND {status} >= 400) AS errors_24h,
-       count(*) FILTER (WHERE {created_at} < %(since)s) AS requests_prev_7d,
-       count(*) FILTER (WHERE {created_at} < %(since)s AND {status} >= 400) AS errors_prev_7d
-FROM {requests}
-WHERE {created_at} >= %(baseline)s AND {created_at} < %(end)s
-GROUP BY 1
-""").format(endpoint=sql.Identifier(schema.endpoint), created_at=sql.Identifier(schema.created_at),
-            status=sql.Identifier(schema.status_code), requests=sql.Identifier(*schema.requests.split(".")))
+def split_error_review(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The one scan's rows as request volumes per endpoint and errors per endpoint and type (pure)."""
+    volumes = [{k: r[k] for k in ("endpoint", "requests_24h", "errors_24h", "requests_prev_7d", "errors_prev_7d")}
+               for r in rows if not r["by_type"]]
+    errors = sorted(({"endpoint": r["endpoint"], "error_type": r["error_type"], "last_24h": r["errors_24h"],
+                      "daily_avg_prev_7d": round(r["errors_prev_7d"] / 7.0, 1), "server_errors_24h": r["server_errors_24h"]}
+                     for r in rows if r["by_type"] and r["error_type"] is not None),
+                    key=lambda e: (-e["last_24h"], e["endpoint"], e["error_type"]))
+    return {"errors": errors, "volumes": volumes}
 
 
 def _rates(row: dict[str, Any]) -> dict[str, Any]:
@@ -104,9 +105,6 @@ def read_error_review(database_url: SecretStr, schema: AppSchema, end: datetime)
     params = {"since": end - timedelta(hours=24), "baseline": end - timedelta(days=8), "end": end}
     with connect(database_url) as conn:
         conn.execute("SET statement_timeout = '240s'")
-        out = {}
-        for name, query in (("errors", error_review_query(schema)), ("volumes", endpoint_volume_query(schema))):
-            cur = conn.execute(query, params)
-            names = [c.name for c in cur.description]
-            out[name] = [dict(zip(names, r)) for r in cur.fetchall()]
-    return out
+        cur = conn.execute(error_review_query(schema), params)
+        names = [c.name for c in cur.description]
+        return split_error_review([dict(zip(names, r)) for r in cur.fetchall()])
