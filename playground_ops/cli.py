@@ -137,7 +137,6 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     from deployments.catalog import load_catalog
     from deployments.setup import setup as run_setup
     from playground_ops.local_server import start_server
-    from sandbox import manager
     from tasks.report import markdown_table
 
     settings = _settings()
@@ -149,6 +148,8 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
         os.environ.setdefault("PREFECT_UI_URL", api_url.removesuffix("/api"))
         started += [process] if process else []
     typer.echo(f"Prefect API: {os.environ['PREFECT_API_URL']}")
+    from sandbox import manager  # imports prefect: only once PREFECT_API_URL names the server (settings are read once)
+
     backend_was_up = manager.backend_pid(settings) is not None
     status = manager.up(settings)
     typer.echo(f"sandbox: {status.users} users, {status.requests} requests, backend {status.backend_url}")

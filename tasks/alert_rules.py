@@ -36,6 +36,8 @@ METRICS = {
     "redis_memory_pct": "Redis used_memory, % of maxmemory",
     "redis_hit_rate_pct": "Redis keyspace hit rate since the previous sample, %",
     "redis_rejected_connections": "Redis connections rejected since the previous sample",
+    "redis_connected_clients": "Redis connected clients",
+    "redis_evicted_keys": "Redis keys evicted since the previous sample",
 }
 DIAGNOSTICS = ("diagnose-high-cpu", "diagnose-high-memory", "diagnose-database-connections", "diagnose-redis")
 DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")

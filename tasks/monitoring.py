@@ -26,13 +26,15 @@ def redis_values(details: dict[str, Any] | None, previous: dict[str, Any] | None
     """Redis memory vs maxmemory, and the hit rate, evictions and rejected connections since the previous sample
     (deltas of INFO's counters: since-restart totals hide today's behaviour). Returns values, counters, reasons."""
     if not details:
-        return {"redis_memory_pct": None, "redis_hit_rate_pct": None, "redis_rejected_connections": None}, {}, {}
+        return {"redis_memory_pct": None, "redis_hit_rate_pct": None, "redis_rejected_connections": None,
+                "redis_connected_clients": None}, {}, {}
     counters = {k: details.get(k) for k in ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections",
                                              "uptime_in_seconds")}
     reasons = {}
+    values_clients = {"redis_connected_clients": float(details.get("connected_clients") or 0)}
     # maxmemory 0 means no limit: nothing to run out of, so 0% of it (a definite value, which resolves the rule)
     values: dict[str, float | None] = {"redis_memory_pct": round(100 * details["used_memory"] / details["maxmemory"], 2)
-                                       if details.get("maxmemory") else 0.0}
+                                       if details.get("maxmemory") else 0.0, **values_clients}
     before = (previous or {}).get("redis_counters") or {}
     restarted = before and (counters.get("uptime_in_seconds") or 0) < (before.get("uptime_in_seconds") or 0)
     if before and not restarted:

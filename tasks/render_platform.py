@@ -49,6 +49,7 @@ class Platform(Protocol):
     def scale(self, service_id: str, instances: int) -> None: ...
     def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
                         memory_percent: int | None) -> dict: ...
+    def delete_autoscaling(self, service_id: str) -> None: ...
     def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
                 **filters: Any) -> list[Series]: ...
     def logs(self, owner_id: str, service_id: str, start: datetime, end: datetime, limit: int = 50,
@@ -122,10 +123,9 @@ class Render:
         message = body.get("message") if isinstance(body, dict) else None
         hint = {401: "the API key is missing, wrong or revoked (RENDER_API_KEY)",
                 403: "the API key's workspace may not act on this service",
-                404: f"no service {service_id} visible to this API key" if service_id else "not found"}.get(
-            response.status_code, "")
+                404: "no such service visible to this API key (RENDER_SERVICE_ID)"}.get(response.status_code, "")
         return (f"Render {method} {path} answered {response.status_code} {message or response.reason_phrase}"
-                + (f" ({hint})" if hint else ""))
+                + (f" for service {service_id}" if service_id else "") + (f" ({hint})" if hint else ""))
 
     def _paged(self, path: str, key: str, service_id: str | None = None, params: dict | None = None) -> list[dict]:
         """Every item of a cursor-paginated list."""
@@ -180,6 +180,9 @@ class Render:
                     "memory": {"enabled": memory_percent is not None, "percentage": memory_percent or 70}}
         return self._call("PUT", f"/services/{service_id}/autoscaling", service_id,
                           json={"enabled": enabled, "min": minimum, "max": maximum, "criteria": criteria}).json()
+
+    def delete_autoscaling(self, service_id: str) -> None:
+        self._call("DELETE", f"/services/{service_id}/autoscaling", service_id)
 
     def instances(self, service_id: str) -> list[dict]:
         return self._call("GET", f"/services/{service_id}/instances", service_id).json()

@@ -53,6 +53,16 @@ def test_env_vars_page_by_cursor_and_what_is_set_is_what_the_restarted_processes
     assert "FEATURE_FLAG" not in render.list_env_vars(service)
 
 
+def test_autoscaling_is_set_and_removed(render, service):
+    config = render.set_autoscaling(service, True, 1, 3, cpu_percent=70, memory_percent=None)
+    assert config["criteria"]["cpu"] == {"enabled": True, "percentage": 70} and config["max"] == 3
+    assert httpx.get(f"{os.environ['RENDER_API_URL']}/services/{service}", headers={
+        "Authorization": f"Bearer {os.environ['RENDER_API_KEY']}"}).json()["serviceDetails"]["autoscaling"]["max"] == 3
+    render.delete_autoscaling(service)
+    assert httpx.get(f"{os.environ['RENDER_API_URL']}/services/{service}", headers={
+        "Authorization": f"Bearer {os.environ['RENDER_API_KEY']}"}).json()["serviceDetails"]["autoscaling"] is None
+
+
 def test_deploy_goes_live_and_scale_runs_that_many_processes(render, service, sandbox):
     deploy = render.create_deploy(service)
     assert deploy["status"] == "build_in_progress"
@@ -82,9 +92,9 @@ def test_logs_are_paged_by_time_newest_first_and_returned_oldest_first(render, s
 
 def test_401_and_404_fail_at_once_naming_the_service(render, service):
     wrong = Render(os.environ["RENDER_API_URL"], SecretStr("rnd_not-the-key"), backoff=0.1)
-    with pytest.raises(PermanentError, match="answered 401 unauthorized .*RENDER_API_KEY"):
+    with pytest.raises(PermanentError, match=f"answered 401 unauthorized for service {service} .*RENDER_API_KEY"):
         wrong.restart(service)
-    with pytest.raises(PermanentError, match="answered 404 service not found .*no service srv-missing"):
+    with pytest.raises(PermanentError, match="answered 404 service not found for service srv-missing .*RENDER_SERVICE_ID"):
         render.restart("srv-missing")
     assert wrong.waited == 0 and render.waited == 0  # never retried
 

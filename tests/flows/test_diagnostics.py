@@ -22,13 +22,18 @@ def solutions(report) -> list[str]:
 
 
 def inject(kind: str, value: float | None = None, minutes_ago: float = 0) -> None:
+    """Samples for every running instance of the backend (as the platform would measure them), or clear them."""
     from playground_ops.settings import load_settings
     from sandbox import manager
 
-    body = {"kind": kind, "clear": True} if value is None else {"kind": kind, "value": value,
-                                                                "timestamp": time.time() - 60 * minutes_ago}
-    httpx.post(f"{os.environ['RENDER_API_URL']}/sandbox/metrics", json=body,
-               headers={"Authorization": f"Bearer {manager.render_api_key(load_settings())}"}).raise_for_status()
+    headers = {"Authorization": f"Bearer {manager.render_api_key(load_settings())}"}
+    api = os.environ["RENDER_API_URL"]
+    instances = [i["id"] for i in httpx.get(f"{api}/services/{os.environ['RENDER_SERVICE_ID']}/instances",
+                                            headers=headers).json()]
+    for instance in instances if value is not None else [None]:
+        body = {"kind": kind, "clear": True} if value is None else {
+            "kind": kind, "value": value, "instance": instance, "timestamp": time.time() - 60 * minutes_ago}
+        httpx.post(f"{api}/sandbox/metrics", json=body, headers=headers).raise_for_status()
 
 
 @pytest.fixture
@@ -137,3 +142,12 @@ def test_redis_diagnosis_reads_ping_memory_clients_and_slowlog(sandbox):
     fields = {r["field"] for r in report.tables["memory_and_clients"]}
     assert {"used_memory", "connected_clients", "maxmemory"} <= fields
     assert report.tables["slowlog"] and "Optimize Usage" in solutions(report)
+
+
+def test_a_platform_refusing_the_key_fails_the_diagnosis_naming_the_service(sandbox, monkeypatch):
+    from flows.diagnose_high_cpu import diagnose_high_cpu
+    from playground_ops.runbook import RunbookFailed
+
+    monkeypatch.setenv("RENDER_API_KEY", "rnd_revoked-key-for-this-test")
+    with pytest.raises(RunbookFailed, match=f"answered 401 unauthorized for service {os.environ['RENDER_SERVICE_ID']}"):
+        diagnose_high_cpu()
