@@ -2,9 +2,7 @@
 
 from datetime import datetime, timezone
 
-from prefect.runtime import flow_run
-
-from playground_ops.runbook import FindingsFailRun, runbook
+from playground_ops.runbook import FindingsFailRun, run_link, runbook
 from tasks.dependencies import (apply_and_test, commit_and_push, find_outdated, find_pull_request,
                                 open_or_update_pull_request, prepare_repository, release_notes, require_repository,
                                 workdir_for)
@@ -47,7 +45,7 @@ def dependency_update(target: str | None = None, include_minor: bool = True, dry
         pushed = commit_and_push(workdir, branch, f"chore: update dependencies {day}", remote["heads"].get(branch),
                                  sorted({u.project for u in passed.updates}))
         body = pull_request_body(passed.updates, plan.planned, held_back, notes, [r.row() for r in passed.tests],
-                                 flow_run.ui_url)
+                                 run_link())
         ecosystems = sorted({u.ecosystem for u in passed.updates})
         pr, action = open_or_update_pull_request(repo, pushed, f"chore: update dependencies {day}", body,
                                                  ["dependencies", *ecosystems])

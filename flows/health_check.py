@@ -3,10 +3,9 @@
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from prefect.runtime import flow_run
 from pydantic import Field
 
-from playground_ops.runbook import runbook
+from playground_ops.runbook import run_link, runbook
 from tasks.alert_rules import evaluate
 from tasks.health import assess_health
 from tasks.http_probes import probe_health
@@ -43,7 +42,7 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage),
                           (last.result() or [None])[-1])
     stored = save_sample.submit(t.name, sample)
-    alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, flow_run.ui_url,
+    alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, run_link(),
                       sample["reasons"])
     for note in alerts.notifications:
         send_notification(note.subject, note.body, load_ops_settings().notification_block)

@@ -3,9 +3,7 @@
 from datetime import datetime, timezone
 from typing import Literal
 
-from prefect.runtime import flow_run
-
-from playground_ops.runbook import FindingsFailRun, runbook
+from playground_ops.runbook import FindingsFailRun, run_link, runbook
 from tasks.dependencies import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
                                 open_or_update_pull_request, prepare_repository, require_repository, workdir_for)
 from tasks.notify import send_notification
@@ -40,7 +38,7 @@ def security_audit(target: str | None = None,
         if attempt.ok:
             pushed = commit_and_push(workdir, branch, f"fix: npm audit fix {day}", remote["heads"].get(branch),
                                      [p.path for p in fixable])
-            body = fix_summary(audits, fixable, attempt, flow_run.ui_url)
+            body = fix_summary(audits, fixable, attempt, run_link())
             pr, action = open_or_update_pull_request(repo, pushed, f"fix: security updates {day}", body,
                                                      ["security", "dependencies", "npm"])
             report.figures.update(pull_request=pr.number, pull_request_url=pr.url, pushed=pushed.changed)
@@ -54,7 +52,7 @@ def security_audit(target: str | None = None,
         report.summary += f"; dry run: would run npm audit fix in {', '.join(p.path for p in fixable)}"
 
     if report.status == Status.CRITICAL:
-        send_notification(f"security-audit on {t.name}: critical", f"{report.summary}\n{flow_run.ui_url}",
+        send_notification(f"security-audit on {t.name}: critical", "\n".join(filter(None, [report.summary, run_link()])),
                           load_ops_settings().notification_block)
     published = publish(report)
     if report.status == Status.FAILED:

@@ -27,6 +27,15 @@ class FindingsFailRun(Exception):
     """The runbook published its report and must now end Failed (so operators are notified): nothing more to report."""
 
 
+def run_link() -> str | None:
+    """This flow run's page in the Prefect UI (PREFECT_UI_URL/runs/flow-run/<id>), or None without a UI URL."""
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    return f"{ui.rstrip('/')}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else None
+
+
 def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
     """Declare a runbook: a flow named after the guide's procedure whose failures are reported and stored, then raised."""
 

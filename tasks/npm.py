@@ -113,4 +113,4 @@ def view(package: str, fields: list[str], cwd: Path, timeout: float = 60) -> dic
     if result.returncode != 0 or not result.stdout.strip():
         return {}
     data = json.loads(result.stdout)
-    return data if isinstance(data, dict) else {fields[0]: data}
+    return {fields[0]: data} if len(fields) == 1 else data  # one field: npm prints its value, whatever its type
