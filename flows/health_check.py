@@ -10,7 +10,7 @@ from tasks.alert_rules import evaluate
 from tasks.health import assess_health
 from tasks.http_probes import probe_health
 from tasks.metric_samples import read_samples, save_sample
-from tasks.monitoring import build_sample
+from tasks.monitoring import build_sample, trend
 from tasks.notify import emit_alert_fired, send_notification
 from tasks.postgres import probe_database
 from tasks.probes import optional_result, probe_outcome
@@ -35,12 +35,13 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     traffic = measure_requests.submit(t.database_url, t.app_schema, now - timedelta(minutes=window_minutes), now)
     usage = read_platform_usage.submit(t.platform) if t.platform.kind == "render" else None
     previous = read_run_state("health-check", t.name)  # probe streaks and alert states, in one Variable
-    last = read_samples.submit(t.name, now - timedelta(hours=1), now)
+    hour = read_samples.submit(t.name, now - timedelta(hours=1), now)
     results = [probe_outcome(component, future) for component, future in probes.items()]
     health = assess_health(results, previous)
     failed = max(health.state["consecutive_failures"].values(), default=0)
+    history = optional_result(hour) or []  # the metrics store unreachable: no history, the check goes on
     sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage),
-                          (last.result() or [None])[-1])
+                          (history or [None])[-1])
     stored = save_sample.submit(t.name, sample)
     alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, run_link(),
                       sample["reasons"])
@@ -49,7 +50,7 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     state = {**health.state, "alerts": alerts.state}
     if state != previous:  # written on changes only: a steady check costs no write
         write_run_state("health-check", t.name, state)
-    stored.result()
+    stored = optional_result(stored)
     for rule in alerts.fired:
         emit_alert_fired(t.name, rule.name, rule.severity, rule.diagnostics, sample["values"].get(rule.metric))
 
@@ -57,9 +58,12 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     report = Report(runbook="health-check", target=t.name, status=health.status, findings=health.findings,
                     figures={**health.figures, **{k: v for k, v in sample["values"].items() if v is not None}},
                     tables={"probes": health.table, "alert_rules": alerts.rows,
+                            "last_hour": trend(history + [sample]),
                             "endpoints": sample["traffic"].get("endpoints", []), "instances": sample["instances"]},
                     summary=f"{sum(p.ok for p in results)}/{len(results)} probes answered; "
                             f"{len(firing)} alert rules firing" + (f" ({', '.join(r['rule'] for r in firing)})" if firing else ""))
     for row in firing:
         report.add(row["severity"], f"alert {row['rule']} firing: {row['expression']} (value {row['value']})")
+    if stored is None:
+        report.add("warning", "this check's sample could not be stored (OPS_METRICS_URL): trends will have a gap")
     return publish(report)

@@ -85,3 +85,11 @@ def build_sample(now: datetime, probes: list[Any], failed_checks: int, traffic: 
     reasons.update(redis_reasons if redis and redis.ok else {k: "the Redis probe failed" for k in redis_vals})
     return {"at": now.isoformat(), "values": values, "reasons": reasons, "redis_counters": counters,
             "instances": instances, "traffic": {k: v for k, v in (traffic or {}).items() if k != "per_minute"}}
+
+
+TREND = ("error_rate_pct", "p95_latency_ms", "cpu_pct", "memory_pct", "db_connections_pct", "redis_memory_pct")
+
+
+def trend(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples of the last hour, one row each: the values the rules judge, as they moved."""
+    return [{"at": s["at"][11:19], **{k: s["values"].get(k) for k in TREND}} for s in samples]

@@ -34,6 +34,8 @@ def test_healthy_sandbox_reports_ok_with_probe_figures(fresh_state):
     assert report.figures["database_connections_in_use"] >= 1
     stored = json.loads(Path(report.stored_at.removeprefix("file://")).read_text())
     assert stored["status"] == "ok" and stored["chain"]["sequence"] >= 1
+    again = run_check()  # the samples are kept: the report shows how the values moved over the last hour
+    assert len(again.tables["last_hour"]) >= 2 and again.tables["last_hour"][-1]["db_connections_pct"] > 0
     keys = {a.key for a in flow_run_artifacts(report.flow_run_id)}
     assert {"health-check-sandbox", "health-check-sandbox-probes", "health-check-sandbox-audit"} <= keys
 
