@@ -74,3 +74,15 @@ def test_pip_audit_against_a_service_that_cannot_be_reached_is_a_transient_error
     with pytest.raises(TransientError, match="pip-audit in api: the vulnerability service could not be reached") as e:
         python_deps.audit(project, "http://127.0.0.1:9/v1/query", timeout=120)
     assert is_transient(e.value)  # retried by the task, then the run fails saying so
+
+
+@pytest.mark.network
+def test_a_uv_project_is_audited_from_its_lock_file(uv_project, sandbox):
+    import os
+
+    (uv_project / "pyproject.toml").write_text(PYPROJECT.replace('["six>=1.15"]', '["six>=1.15", "idna>=3"]'))
+    subprocess.run(["uv", "lock", "--quiet", "--upgrade-package", "idna==3.6"], cwd=uv_project, check=True,
+                   capture_output=True)
+    outcome = python_deps.audit(uv_project, os.environ["OPS_OSV_URL"])
+    assert outcome.ran and outcome.audited >= 2
+    assert [f["package"] for f in outcome.findings] == ["idna"]  # the locked 3.6, found through OSV
