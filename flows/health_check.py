@@ -41,7 +41,7 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     failed = max(health.state["consecutive_failures"].values(), default=0)
     history = optional_result(hour) or []  # the metrics store unreachable: no history, the check goes on
     sample = build_sample(now, results, failed, optional_result(traffic), optional_result(usage),
-                          (history or [None])[-1])
+                          (history or [None])[-1], platform_configured=usage is not None)
     stored = save_sample.submit(t.name, sample)
     alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, run_link(),
                       sample["reasons"])

@@ -61,7 +61,8 @@ def database_values(details: dict[str, Any] | None) -> dict[str, float | None]:
 
 
 def build_sample(now: datetime, probes: list[Any], failed_checks: int, traffic: dict[str, Any] | None,
-                 usage: dict[str, Any] | None, previous: dict[str, Any] | None) -> dict[str, Any]:
+                 usage: dict[str, Any] | None, previous: dict[str, Any] | None,
+                 platform_configured: bool = True) -> dict[str, Any]:
     """One sample: every value the rules judge (None when it could not be read, with the reason), kept for trends."""
     by = {p.component: p for p in probes}
     reasons: dict[str, str] = {}
@@ -74,7 +75,8 @@ def build_sample(now: datetime, probes: list[Any], failed_checks: int, traffic: 
     values.update(platform)
     for name, value in platform.items():
         if value is None:
-            reasons[name] = "the platform's metrics could not be read" if usage is None else "no recent samples"
+            reasons[name] = ("no platform configured (RENDER_SERVICE_ID)" if not platform_configured
+                             else "the platform's metrics could not be read" if usage is None else "no recent samples")
     database = by.get("database")
     values.update(database_values(database.details if database and database.ok else None))
     if values["db_connections_pct"] is None:
