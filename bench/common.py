@@ -18,7 +18,7 @@ def free_port() -> int:
 def isolated_env(name: str) -> Path:
     """Point OPS_* at a scratch home and a bench-only sandbox database, before prefect is imported."""
     home = Path(tempfile.mkdtemp(prefix=f"playground-ops-bench-{name}-"))
-    os.environ.update({"OPS_HOME": str(home / "ops"), "OPS_SANDBOX_DATABASE": f"playground_sandbox_bench",
+    os.environ.update({"OPS_HOME": str(home / "ops"), "OPS_SANDBOX_DATABASE": "playground_sandbox_bench",
                        "OPS_SANDBOX_REDIS_DB": "12", "OPS_SANDBOX_PORT": str(free_port()),
                        "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import connection_diagnosis, solutions
+from tasks.diagnostics import connection_diagnosis, session_problems, solutions
 from tasks.pg_queries import ACTIVITY, BLOCKING, CONNECTION_GROUPS, CONNECTION_LIMITS
 from tasks.postgres import read_sections
 from tasks.publish import publish
@@ -22,9 +22,7 @@ def diagnose_database_connections(target: str | None = None,
     t = load_target(target)
     sections = read_sections(t.database_url, {"limits": CONNECTION_LIMITS, "groups": CONNECTION_GROUPS,
                                               "activity": ACTIVITY, "blocking": BLOCKING})
-    activity = sections["activity"].get("rows") or []
-    long = [a for a in activity if a["state"] == "active" and (a["query_seconds"] or 0) > long_running_s]
-    idle_tx = [a for a in activity if a["state"] == "idle in transaction" and (a["state_seconds"] or 0) > long_running_s]
+    long, idle_tx = session_problems(sections["activity"].get("rows") or [], long_running_s)
     limits = (sections["limits"].get("rows") or [{}])[0]
 
     report = Report(runbook="diagnose-database-connections", target=t.name,

@@ -6,6 +6,7 @@ from typing import Literal
 from playground_ops.runbook import FindingsFailRun, run_link, runbook
 from tasks.dependencies import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
                                 open_or_update_pull_request, prepare_repository, require_repository, workdir_for)
+from tasks.dependency_policy import fixable_in
 from tasks.notify import send_notification
 from tasks.publish import publish
 from tasks.report import Report, Status
@@ -29,8 +30,7 @@ def security_audit(target: str | None = None,
     audits = {p.path: audit_project(repo, workdir, p) for p in repo.projects}
     report = audit_report(t.name, audits, level)
 
-    fixable = [p for p in repo.projects if p.ecosystem == "npm" and any(
-        f["fix_available"] and not f["fix_is_major"] for f in audits[p.path].findings)]
+    fixable = [p for p in repo.projects if p.ecosystem == "npm" and fixable_in(audits[p.path])]
     if fix and fixable and not dry_run:
         day = datetime.now(timezone.utc).strftime("%Y%m%d")
         branch = existing.head if existing else f"{BRANCH}{day}"

@@ -343,7 +343,7 @@ def _resolve(value: Any, where: str) -> Any:
 
         try:
             return Secret.load(value["secret"]).get()
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, RuntimeError):
             raise ConfigError(where, f"a Prefect Secret block named {value['secret']!r}") from None
     if isinstance(value, dict):
         return {k: _resolve(v, f"{where}.{k}") for k, v in value.items()}

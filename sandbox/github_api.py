@@ -73,7 +73,9 @@ def make_app(state: PullRequests) -> Starlette:
         pr = next((p for p in prs if p["number"] == int(request.path_params["number"])), None)
         return (pr, None) if pr is not None else (None, _error(404, "Not Found"))
 
-    def shape(pr: dict[str, Any], owner: str, repo: str) -> dict[str, Any]:
+    def shape(pr: dict[str, Any], request: Request) -> dict[str, Any]:
+        """A pull request as GitHub's API returns it."""
+        owner, repo = request.path_params["owner"], request.path_params["repo"]
         base_url = f"https://github.com/{owner}/{repo}/pull/{pr['number']}"
         return {**pr, "html_url": base_url, "url": f"/repos/{owner}/{repo}/pulls/{pr['number']}",
                 "head": {"ref": pr["head"], "label": f"{owner}:{pr['head']}"},
@@ -81,7 +83,7 @@ def make_app(state: PullRequests) -> Starlette:
                 "labels": [{"name": n} for n in pr["labels"]]}
 
     async def pulls(request: Request) -> JSONResponse:
-        owner, repo = request.path_params["owner"], request.path_params["repo"]
+        owner = request.path_params["owner"]
         prs, denied = guard(request)
         if denied:
             return denied
@@ -92,7 +94,7 @@ def make_app(state: PullRequests) -> Starlette:
             found = [p for p in prs if (state_filter == "all" or p["state"] == state_filter)
                      and (head is None or f"{owner}:{p['head']}" == head)
                      and (base is None or p["base"] == base)]
-            return JSONResponse([shape(p, owner, repo) for p in found][:100])
+            return JSONResponse([shape(p, request) for p in found][:100])
         body = await request.json()
         missing = [f for f in ("title", "head", "base") if not body.get(f)]
         if missing:
@@ -108,10 +110,9 @@ def make_app(state: PullRequests) -> Starlette:
                   "created_at": _now(), "updated_at": _now(), "draft": bool(body.get("draft", False))}
             prs.append(pr)
             state.save()
-        return JSONResponse(shape(pr, owner, repo), status_code=201)
+        return JSONResponse(shape(pr, request), status_code=201)
 
     async def pull(request: Request) -> JSONResponse:
-        owner, repo = request.path_params["owner"], request.path_params["repo"]
         pr, denied = guarded_pr(request)
         if denied:
             return denied
@@ -123,7 +124,7 @@ def make_app(state: PullRequests) -> Starlette:
                         pr[field] = body[field]
                 pr["updated_at"] = _now()
                 state.save()
-        return JSONResponse(shape(pr, owner, repo))
+        return JSONResponse(shape(pr, request))
 
     async def labels(request: Request) -> JSONResponse:
         pr, denied = guarded_pr(request)

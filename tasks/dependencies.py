@@ -16,7 +16,8 @@ from prefect import get_run_logger, task
 from playground_ops.errors import ConfigError
 from playground_ops.settings import Project, Repository, load_settings
 from tasks import npm, python_deps
-from tasks.dependency_policy import AuditOutcome, Outdated, direct_fixes, release_notes_url, split_majors
+from tasks.dependency_policy import (AuditOutcome, Outdated, direct_fixes, pypi_release_notes, release_notes_url,
+                                     split_majors)
 from tasks.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
 from tasks.pull_requests import GitHub, PullRequest, open_or_update
 from tasks.retry import PermanentError, retrying
@@ -182,10 +183,7 @@ def release_notes(updates: list[Outdated], workdir: Path) -> dict[str, str]:
         if item.ecosystem == "npm":
             url = release_notes_url(npm.view(item.package, ["repository"], workdir).get("repository"))
         else:
-            info = python_deps.project_info(item.package).get("info") or {}
-            urls = {k.lower(): v for k, v in (info.get("project_urls") or {}).items()}
-            url = next((v for k, v in urls.items() if any(w in k for w in ("changelog", "release", "changes", "history"))),
-                       None) or release_notes_url(urls.get("source") or urls.get("homepage") or info.get("home_page"))
+            url = pypi_release_notes(python_deps.project_info(item.package).get("info") or {})
         if url:
             links[f"{item.ecosystem}:{item.package}"] = url
     return links

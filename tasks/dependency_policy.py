@@ -152,24 +152,22 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# `name[extras] == version` at the start of a requirements line: (indent+name, extras, " == ", version)
+PIN = re.compile(r"(?m)^(\s*[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(\s*==\s*)([^\s;#]+)")
+
+
 def read_requirement_pins(text: str) -> dict[str, str]:
     """The exact pins (`name==version`) of a requirements file, by normalised name."""
-    pins = {}
-    for line in text.splitlines():
-        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)", line)
-        if match:
-            pins[canonical(match[1])] = match[3]
-    return pins
+    return {canonical(m[1].strip()): m[4] for m in PIN.finditer(text)}
 
 
 def rewrite_requirement_pins(text: str, updates: dict[str, str]) -> str:
     """The requirements file with the given pins moved to new versions; everything else kept byte for byte."""
-    def bump(match: re.Match) -> str:
-        name = canonical(match[1])
-        return f"{match[1]}{match[2] or ''}{match[3]}{updates[name]}" if name in updates else match[0]
+    def bump(m: re.Match) -> str:
+        new = updates.get(canonical(m[1].strip()))
+        return f"{m[1]}{m[2] or ''}{m[3]}{new}" if new else m[0]
 
-    return re.sub(r"(?m)^(\s*[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(\s*==\s*)([^\s;#]+)",
-                  lambda m: bump(m) if canonical(m[1].strip()) in updates else m[0], text)
+    return PIN.sub(bump, text)
 
 
 @dataclass
@@ -207,6 +205,19 @@ def release_notes_url(repository: str | dict | None) -> str | None:
         return f"https://github.com/{shorthand[1]}/{shorthand[2]}/releases"
     match = re.search(r"github\.com[/:]([A-Za-z0-9_.-]+)/([A-Za-z0-9_.-]+?)(?:\.git)?(?:[/#].*)?$", repository or "")
     return f"https://github.com/{match[1]}/{match[2]}/releases" if match else None
+
+
+def pypi_release_notes(info: dict[str, Any]) -> str | None:
+    """From PyPI's `info`: the project URL named changelog / release notes / changes / history, else the releases page
+    of its GitHub source or homepage."""
+    urls = {k.lower(): v for k, v in (info.get("project_urls") or {}).items()}
+    named = next((v for k, v in urls.items() if any(w in k for w in ("changelog", "release", "changes", "history"))), None)
+    return named or release_notes_url(urls.get("source") or urls.get("homepage") or info.get("home_page"))
+
+
+def fixable_in(outcome: AuditOutcome) -> bool:
+    """Whether `npm audit fix` (never --force) has something to do: a finding whose fix is not a major bump."""
+    return any(f["fix_available"] and not f["fix_is_major"] for f in outcome.findings)
 
 
 def update_rows(items: list[Outdated], notes: dict[str, str]) -> list[dict[str, Any]]:

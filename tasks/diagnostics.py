@@ -40,10 +40,8 @@ def per_instance(usage: dict[str, Any] | None, kind: str) -> list[dict[str, Any]
 def solutions(report: Report, kind: str, supported: dict[int, str]) -> Report:
     """End the report with the guide's candidate solutions the evidence supports (index -> the evidence)."""
     report.tables["candidate_solutions"] = [{"solution": SOLUTIONS[kind][i], "because": why}
-                                            for i, why in sorted(supported.items())]
-    if not supported:
-        report.tables["candidate_solutions"] = [{"solution": "none of the guide's", "because":
-                                                 "the evidence gathered supports none of them; see the tables"}]
+                                            for i, why in sorted(supported.items())] or [
+        {"solution": "none of the guide's", "because": "the evidence gathered supports none of them; see the tables"}]
     return report
 
 
@@ -86,6 +84,13 @@ def memory_diagnosis(usage: dict | None, memory_logs: list[dict], redis_memory_p
     return supported
 
 
+def session_problems(activity: list[dict[str, Any]], long_running_s: float) -> tuple[list[dict], list[dict]]:
+    """Sessions running one query longer than long_running_s, and sessions idle in a transaction that long."""
+    long = [a for a in activity if a["state"] == "active" and (a["query_seconds"] or 0) > long_running_s]
+    idle = [a for a in activity if a["state"] == "idle in transaction" and (a["state_seconds"] or 0) > long_running_s]
+    return long, idle
+
+
 def connection_diagnosis(sections: dict[str, dict], long_running_s: float = 60) -> dict[int, str]:
     limits = (sections.get("limits", {}).get("rows") or [{}])[0]
     activity = sections.get("activity", {}).get("rows") or []
@@ -94,7 +99,7 @@ def connection_diagnosis(sections: dict[str, dict], long_running_s: float = 60) 
     usable = (limits.get("max_connections") or 0) - (limits.get("reserved") or 0)
     utilisation = limits.get("in_use", 0) / usable if usable > 0 else 0
     active = [a for a in activity if a["state"] == "active"]
-    long = [a for a in active if (a["query_seconds"] or 0) > long_running_s]
+    long, _ = session_problems(activity, long_running_s)
     if utilisation > 0.8:
         supported[0] = f"{limits['in_use']} of {usable} usable connections in use ({utilisation:.0%})"
         if len(active) > 0.5 * limits.get("in_use", 1):

@@ -1,4 +1,4 @@
-"""Judging a health check (pure): which probes failed, for how many checks in a row, and what changed since the last."""
+"""Judging a health check's probes (pure): which failed, and for how many checks in a row."""
 
 from __future__ import annotations
 

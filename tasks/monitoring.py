@@ -31,10 +31,10 @@ def redis_values(details: dict[str, Any] | None, previous: dict[str, Any] | None
     counters = {k: details.get(k) for k in ("keyspace_hits", "keyspace_misses", "evicted_keys", "rejected_connections",
                                              "uptime_in_seconds")}
     reasons = {}
-    values_clients = {"redis_connected_clients": float(details.get("connected_clients") or 0)}
     # maxmemory 0 means no limit: nothing to run out of, so 0% of it (a definite value, which resolves the rule)
-    values: dict[str, float | None] = {"redis_memory_pct": round(100 * details["used_memory"] / details["maxmemory"], 2)
-                                       if details.get("maxmemory") else 0.0, **values_clients}
+    values: dict[str, float | None] = {
+        "redis_memory_pct": round(100 * details["used_memory"] / details["maxmemory"], 2) if details.get("maxmemory") else 0.0,
+        "redis_connected_clients": float(details.get("connected_clients") or 0)}
     before = (previous or {}).get("redis_counters") or {}
     restarted = before and (counters.get("uptime_in_seconds") or 0) < (before.get("uptime_in_seconds") or 0)
     if before and not restarted:

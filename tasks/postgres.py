@@ -195,7 +195,8 @@ def swap_in_database(server: SecretStr | str, restored: str, database: str, run_
     return replaced
 
 
-def _rows(cursor) -> list[dict]:
+def rows_as_dicts(cursor) -> list[dict]:
+    """A cursor's rows as {column: value} dicts."""
     columns = [c.name for c in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
@@ -217,11 +218,11 @@ def read_sections(database_url: SecretStr, queries: dict[str, str], statement_ti
                     conn.execute("SET TRANSACTION READ ONLY")
                     try:
                         with conn.transaction():
-                            out[name] = {"rows": _rows(conn.execute(query))}
+                            out[name] = {"rows": rows_as_dicts(conn.execute(query))}
                     except psycopg.errors.LockNotAvailable:
                         if name not in FALLBACKS:
                             raise
-                        out[name] = {"rows": _rows(conn.execute(FALLBACKS[name])), "estimated": True}
+                        out[name] = {"rows": rows_as_dicts(conn.execute(FALLBACKS[name])), "estimated": True}
             except (psycopg.errors.InsufficientPrivilege, psycopg.errors.LockNotAvailable, psycopg.errors.UndefinedTable,
                     psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedColumn,
                     psycopg.errors.ObjectNotInPrerequisiteState, psycopg.errors.QueryCanceled) as exc:

@@ -82,7 +82,7 @@ class Render:
             if response.status_code in TRANSIENT_HTTP:
                 if attempt == self.max_attempts:
                     raise TransientError(f"{self._explain(method, path, response, service_id)}, after {attempt} attempts")
-                self._sleep(self._wait_for(response, attempt))
+                self._sleep(self._wait_for(response.headers, attempt))
                 continue
             if response.status_code >= 400:
                 raise PermanentError(self._explain(method, path, response, service_id))
@@ -93,10 +93,10 @@ class Render:
     def _backoff(self, attempt: int) -> float:
         return min(self.max_wait, self.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.5))
 
-    def _wait_for(self, response: httpx.Response, attempt: int) -> float:
+    def _wait_for(self, headers: httpx.Headers, attempt: int) -> float:
         """Retry-After (seconds) when given, else Ratelimit-Reset, else exponential backoff with jitter."""
         for header in ("Retry-After", "Ratelimit-Reset"):
-            value = response.headers.get(header)
+            value = headers.get(header)
             if value and value.strip().isdigit():
                 seconds = int(value)
                 if seconds > 10 * 365 * 86400:  # an epoch time, as Render's page describes Ratelimit-Reset
@@ -107,8 +107,7 @@ class Render:
     def _respect_remaining(self, response: httpx.Response) -> None:
         """When the window's budget is spent, wait for its reset before the next call rather than earn a 429."""
         if response.headers.get("Ratelimit-Remaining", "").strip() == "0":
-            self._sleep(self._wait_for(httpx.Response(429, headers={
-                "Ratelimit-Reset": response.headers.get("Ratelimit-Reset", "")}), 1))
+            self._sleep(self._wait_for(httpx.Headers({"Ratelimit-Reset": response.headers.get("Ratelimit-Reset", "")}), 1))
 
     def _sleep(self, seconds: float) -> None:
         self.waited += seconds

@@ -4,7 +4,7 @@ throughput per minute, 4xx and 5xx rates, p50/p95/p99 latency, overall and per e
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import task
@@ -12,7 +12,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from playground_ops.settings import AppSchema
-from tasks.postgres import connect
+from tasks.postgres import connect, rows_as_dicts
 from tasks.retry import retrying
 
 
@@ -91,20 +91,14 @@ def measure_requests(database_url: SecretStr, schema: AppSchema, start: datetime
     """Traffic over the window, from the application's requests table, in one query under a statement timeout."""
     with connect(database_url) as conn:
         conn.execute("SET statement_timeout = '30s'")
-        cur = conn.execute(window_query(schema), {"start": start, "end": end})
-        names = [c.name for c in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        rows = rows_as_dicts(conn.execute(window_query(schema), {"start": start, "end": end}))
     return summarise_window(rows, (end - start).total_seconds() / 60)
 
 
 @task(**retrying(retries=2, backoff=1, timeout_seconds=300))
 def read_error_review(database_url: SecretStr, schema: AppSchema, end: datetime) -> dict[str, list[dict[str, Any]]]:
     """Errors of the last 24 hours by endpoint and type, and request volumes, against the 7 days before."""
-    from datetime import timedelta
-
     params = {"since": end - timedelta(hours=24), "baseline": end - timedelta(days=8), "end": end}
     with connect(database_url) as conn:
         conn.execute("SET statement_timeout = '240s'")
-        cur = conn.execute(error_review_query(schema), params)
-        names = [c.name for c in cur.description]
-        return split_error_review([dict(zip(names, r)) for r in cur.fetchall()])
+        return split_error_review(rows_as_dicts(conn.execute(error_review_query(schema), params)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from playground_ops.settings import Settings, Target, get_target, load_settings
+from tasks.alert_rules import RuleFile, load_rules
 from tasks.retry import retrying
 
 
@@ -21,8 +22,6 @@ def load_ops_settings() -> Settings:
 
 
 @task(**retrying(retries=0, timeout_seconds=10))
-def load_alert_rules() -> "RuleFile":
+def load_alert_rules() -> RuleFile:
     """The alert rules (OPS_ALERT_RULES_FILE, or the guide's rules shipped in alert_rules.yaml); a bad file is refused."""
-    from tasks.alert_rules import load_rules
-
     return load_rules(load_settings().alert_rules_file)

@@ -144,6 +144,25 @@ def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def platform_sample(kind: str, value: float | None = None, real_instances: bool = False, minutes_ago: float = 0) -> None:
+    """Add a CPU (cores) or memory (bytes) sample on the sandbox's Render-compatible platform, for every running
+    instance of the backend or for one extra instance; without a value, remove what was added."""
+    import httpx
+
+    from playground_ops.settings import load_settings
+    from sandbox import manager
+
+    api, headers = os.environ["RENDER_API_URL"], {"Authorization": f"Bearer {manager.render_api_key(load_settings())}"}
+    if value is None:
+        httpx.post(f"{api}/sandbox/metrics", json={"kind": kind, "clear": True}, headers=headers).raise_for_status()
+        return
+    instances = [i["id"] for i in httpx.get(f"{api}/services/{os.environ['RENDER_SERVICE_ID']}/instances",
+                                            headers=headers).json()] if real_instances else [None]
+    for instance in instances:
+        body = {"kind": kind, "value": value, "instance": instance, "timestamp": time.time() - 60 * minutes_ago}
+        httpx.post(f"{api}/sandbox/metrics", json=body, headers=headers).raise_for_status()
+
+
 def flow_run_logs(flow_run_id: str) -> str:
     """Every log line the Prefect server holds for a flow run."""
     from prefect import get_client

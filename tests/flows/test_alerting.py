@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 
-import httpx
 import psycopg
 import pytest
 import redis
 import yaml
+
+from tests.conftest import platform_sample
 
 TEST_ENDPOINT = "/api/alert-test"
 FOR_S = 2  # every rule's `for`, shortened from the guide's 5 and 10 minutes
@@ -43,7 +44,7 @@ def short_rules(tmp_path, monkeypatch, ops, receiver):
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         conn.execute("DELETE FROM requests WHERE endpoint = %s", (TEST_ENDPOINT,))
     for kind in ("cpu", "memory"):
-        inject(kind, clear=True)
+        platform_sample(kind)
 
 
 def check():
@@ -88,16 +89,6 @@ def set_p95(latency_ms: int, total_hint: int = 400) -> None:
             slow = conn.execute("SELECT count(*) FROM requests WHERE created_at >= now() - interval '5 minutes' "
                                 "AND latency_ms >= 1000").fetchone()[0]
         add_requests(slow * 25 - total + 50, latency_ms=latency_ms)
-
-
-def inject(kind: str, value: float | None = None, clear: bool = False) -> None:
-    body = {"kind": kind, "clear": True} if clear else {"kind": kind, "value": value}
-    from sandbox import manager
-    from playground_ops.settings import load_settings
-
-    response = httpx.post(f"{os.environ['RENDER_API_URL']}/sandbox/metrics", json=body,
-                          headers={"Authorization": f"Bearer {manager.render_api_key(load_settings())}"})
-    response.raise_for_status()
 
 
 def notes(receiver, rule: str) -> list[str]:
@@ -157,14 +148,14 @@ def test_latency_fires_and_a_restarted_runner_neither_resends_nor_forgets(short_
 
 @pytest.mark.parametrize("kind, rule, value", [("cpu", "HighCpu", 0.45), ("memory", "HighMemory", 480 * 2 ** 20)])
 def test_platform_cpu_and_memory_rules_fire_after_their_duration_and_resolve(short_rules, receiver, kind, rule, value):
-    inject(kind, value)  # 0.45 of 0.5 CPU, 480 of 512 MB: 90% and 94%
+    platform_sample(kind, value)  # 0.45 of 0.5 CPU, 480 of 512 MB: 90% and 94%
     assert check()[0][rule] == "pending"
     time.sleep(FOR_S + 0.5)
-    inject(kind, value)
+    platform_sample(kind, value)
     states, report = check()
     assert states[rule] == "firing" and report.figures[f"{kind}_pct"] > 80
     receiver.wait_for(f"[FIRING:critical] {rule} on sandbox")
-    inject(kind, clear=True)
+    platform_sample(kind)
     time.sleep(1)
     assert check()[0][rule] == "inactive"
     receiver.wait_for(f"[RESOLVED] {rule} on sandbox")
@@ -209,10 +200,10 @@ def test_redis_memory_above_70_percent_fires_and_resolves(short_rules, receiver)
 
 
 def test_missing_platform_metrics_are_reported_missing_and_do_not_resolve(short_rules, receiver, monkeypatch):
-    inject("cpu", 0.45)
+    platform_sample("cpu", 0.45)
     check()
     time.sleep(FOR_S + 0.5)
-    inject("cpu", 0.45)
+    platform_sample("cpu", 0.45)
     assert check()[0]["HighCpu"] == "firing"
     monkeypatch.setenv("RENDER_API_KEY", "rnd_revoked-key-for-this-test")  # the platform now answers 401
     states, report = check()
@@ -232,10 +223,10 @@ def test_a_firing_alert_starts_its_diagnostics_runbook_by_itself(short_rules, se
                 any_=["diagnose-high-cpu"])))
 
     before = {r.id for r in diagnostics_runs()}
-    inject("cpu", 0.45)
+    platform_sample("cpu", 0.45)
     check()
     time.sleep(FOR_S + 0.5)
-    inject("cpu", 0.45)
+    platform_sample("cpu", 0.45)
     assert check()[0]["HighCpu"] == "firing"
     deadline = time.monotonic() + 180
     new = []

@@ -135,7 +135,6 @@ def test_updates_failing_even_patch_only_push_nothing_and_fail_the_run(tmp_path,
     from prefect import tags
 
     from flows.dependency_update import dependency_update
-    from playground_ops.cli import stored_report_for
     from playground_ops.runbook import RunbookFailed
 
     frozen = BACKEND_TEST + "assert.strictEqual(require('minimist/package.json').version, '1.2.0');\n"

@@ -9,31 +9,17 @@ import threading
 import time
 from datetime import datetime, timezone
 
-import httpx
 import psycopg
 import pytest
 import redis
+
+from tests.conftest import platform_sample
 
 ENDPOINT = "/api/review-test"
 
 
 def solutions(report) -> list[str]:
     return [row["solution"].split(":")[0] for row in report.tables["candidate_solutions"]]
-
-
-def inject(kind: str, value: float | None = None, minutes_ago: float = 0) -> None:
-    """Samples for every running instance of the backend (as the platform would measure them), or clear them."""
-    from playground_ops.settings import load_settings
-    from sandbox import manager
-
-    headers = {"Authorization": f"Bearer {manager.render_api_key(load_settings())}"}
-    api = os.environ["RENDER_API_URL"]
-    instances = [i["id"] for i in httpx.get(f"{api}/services/{os.environ['RENDER_SERVICE_ID']}/instances",
-                                            headers=headers).json()]
-    for instance in instances if value is not None else [None]:
-        body = {"kind": kind, "clear": True} if value is None else {
-            "kind": kind, "value": value, "instance": instance, "timestamp": time.time() - 60 * minutes_ago}
-        httpx.post(f"{api}/sandbox/metrics", json=body, headers=headers).raise_for_status()
 
 
 @pytest.fixture
@@ -73,11 +59,11 @@ def test_daily_error_review_compares_the_last_day_with_the_week_before(review_da
 def test_high_cpu_diagnosis_offers_scaling_when_every_instance_is_busy(sandbox):
     from flows.diagnose_high_cpu import diagnose_high_cpu
 
-    inject("cpu", 0.47)
+    platform_sample("cpu", 0.47, real_instances=True)
     try:
         report = diagnose_high_cpu()
     finally:
-        inject("cpu")
+        platform_sample("cpu")
     assert any(r["avg_pct"] > 80 for r in report.tables["cpu_by_instance"])
     assert "Scale Up" in solutions(report)
 
@@ -85,13 +71,14 @@ def test_high_cpu_diagnosis_offers_scaling_when_every_instance_is_busy(sandbox):
 def test_high_memory_diagnosis_sees_growth_and_offers_a_restart(sandbox):
     from flows.diagnose_high_memory import diagnose_high_memory
 
-    inject("memory", 100 * 2 ** 20, minutes_ago=40)  # growing over the last hour, as a leak does
-    inject("memory", 250 * 2 ** 20, minutes_ago=20)
-    inject("memory", 450 * 2 ** 20)
+    # growing over the last hour, as a leak does
+    platform_sample("memory", 100 * 2 ** 20, real_instances=True, minutes_ago=40)
+    platform_sample("memory", 250 * 2 ** 20, real_instances=True, minutes_ago=20)
+    platform_sample("memory", 450 * 2 ** 20, real_instances=True)
     try:
         report = diagnose_high_memory()
     finally:
-        inject("memory")
+        platform_sample("memory")
     growing = [r for r in report.tables["memory_by_instance"] if r["change_pct_points"] >= 10]
     assert growing and {"Restart Service", "Fix Memory Leaks"} <= set(solutions(report))
 
