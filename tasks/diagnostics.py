@@ -21,14 +21,16 @@ SOLUTIONS = {
 
 
 def per_instance(usage: dict[str, Any] | None, kind: str) -> list[dict[str, Any]]:
-    """Per instance over the window: latest, average, peak and change from first to last, as % of the limit."""
+    """Per instance running now, over the window: latest, average, peak and change from first to last, as % of the
+    limit (an instance replaced during the window is left out)."""
     if not usage:
         return []
+    running = set(usage.get("running", []))
     limit = next((s["points"][-1][1] for s in usage.get(f"{kind}-limit", []) if s["points"]), None)
     rows = []
     for s in usage.get(kind, []):
         values = [v for _, v in s["points"]]
-        if not values or not limit:
+        if not values or not limit or s["instance"] not in running:
             continue
         pct = [100 * v / limit for v in values]
         rows.append({"instance": s["instance"], "latest_pct": round(pct[-1], 1), "avg_pct": round(sum(pct) / len(pct), 1),

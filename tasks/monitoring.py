@@ -7,15 +7,17 @@ from typing import Any
 
 
 def platform_values(usage: dict[str, Any] | None, now: datetime, fresh_s: float = 180) -> tuple[dict[str, float | None], list[dict]]:
-    """CPU and memory as % of the service's limits, for the busiest instance with a recent point; and per instance."""
+    """CPU and memory as % of the service's limits, for the busiest running instance with a recent point; and per
+    instance."""
     if not usage:
         return {"cpu_pct": None, "memory_pct": None}, []
     values: dict[str, float | None] = {}
     rows: dict[str, dict[str, Any]] = {}
     for kind, limit_kind in (("cpu", "cpu-limit"), ("memory", "memory-limit")):
         limit = next((s["points"][-1][1] for s in usage.get(limit_kind, []) if s["points"]), None)
+        running = set(usage.get("running", [s["instance"] for s in usage.get(kind, [])]))
         latest = [(s["instance"], s["points"][-1][1]) for s in usage.get(kind, [])
-                  if s["points"] and now.timestamp() - s["points"][-1][0] <= fresh_s]
+                  if s["points"] and s["instance"] in running and now.timestamp() - s["points"][-1][0] <= fresh_s]
         for instance, value in latest:
             rows.setdefault(instance, {"instance": instance})[f"{kind}_pct"] = round(100 * value / limit, 1) if limit else None
         values[f"{kind}_pct"] = round(100 * max(v for _, v in latest) / limit, 2) if latest and limit else None

@@ -228,8 +228,8 @@ def client_for(platform: Any) -> Render:
 
 @task(**retrying(retries=0, timeout_seconds=120))
 def read_platform_usage(platform: Any, minutes: int = 10, resolution_s: int = 60) -> dict[str, Any]:
-    """CPU and memory per instance over the last minutes, and the service's limits (the client retries and honours
-    rate limits itself)."""
+    """CPU and memory per instance over the last minutes, the service's limits, and which instances run now (the
+    window still holds replaced ones); the client retries and honours rate limits itself."""
     render = client_for(platform)
     end = datetime.now(timezone.utc)
     start = end - timedelta(minutes=minutes)
@@ -237,6 +237,7 @@ def read_platform_usage(platform: Any, minutes: int = 10, resolution_s: int = 60
     for kind in ("cpu", "memory", "cpu-limit", "memory-limit"):
         usage[kind] = [{"instance": s.labels.get("instance", ""), "unit": s.unit, "points": s.points}
                        for s in render.metrics(kind, platform.service_id, start, end, resolution_s)]
+    usage["running"] = [i["id"] for i in render.instances(platform.service_id)]
     usage["rate_limit_wait_s"] = round(render.waited, 1)
     return usage
 

@@ -148,10 +148,10 @@ def test_latency_fires_and_a_restarted_runner_neither_resends_nor_forgets(short_
 
 @pytest.mark.parametrize("kind, rule, value", [("cpu", "HighCpu", 0.45), ("memory", "HighMemory", 480 * 2 ** 20)])
 def test_platform_cpu_and_memory_rules_fire_after_their_duration_and_resolve(short_rules, receiver, kind, rule, value):
-    platform_sample(kind, value)  # 0.45 of 0.5 CPU, 480 of 512 MB: 90% and 94%
+    platform_sample(kind, value, real_instances=True)  # 0.45 of 0.5 CPU, 480 of 512 MB: 90% and 94%
     assert check()[0][rule] == "pending"
     time.sleep(FOR_S + 0.5)
-    platform_sample(kind, value)
+    platform_sample(kind, value, real_instances=True)
     states, report = check()
     assert states[rule] == "firing" and report.figures[f"{kind}_pct"] > 80
     receiver.wait_for(f"[FIRING:critical] {rule} on sandbox")
@@ -200,10 +200,10 @@ def test_redis_memory_above_70_percent_fires_and_resolves(short_rules, receiver)
 
 
 def test_missing_platform_metrics_are_reported_missing_and_do_not_resolve(short_rules, receiver, monkeypatch):
-    platform_sample("cpu", 0.45)
+    platform_sample("cpu", 0.45, real_instances=True)
     check()
     time.sleep(FOR_S + 0.5)
-    platform_sample("cpu", 0.45)
+    platform_sample("cpu", 0.45, real_instances=True)
     assert check()[0]["HighCpu"] == "firing"
     monkeypatch.setenv("RENDER_API_KEY", "rnd_revoked-key-for-this-test")  # the platform now answers 401
     states, report = check()
@@ -223,10 +223,10 @@ def test_a_firing_alert_starts_its_diagnostics_runbook_by_itself(short_rules, se
                 any_=["diagnose-high-cpu"])))
 
     before = {r.id for r in diagnostics_runs()}
-    platform_sample("cpu", 0.45)
+    platform_sample("cpu", 0.45, real_instances=True)
     check()
     time.sleep(FOR_S + 0.5)
-    platform_sample("cpu", 0.45)
+    platform_sample("cpu", 0.45, real_instances=True)
     assert check()[0]["HighCpu"] == "firing"
     deadline = time.monotonic() + 180
     new = []
