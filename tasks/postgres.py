@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import psycopg
@@ -86,19 +87,64 @@ class Snapshot:
 HASH_SESSION = "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC'"
 
 
+# Each live column, in order, with its type's own extended hash function when one takes the column as it is
+# (timestamptz through its UTC timestamp, which is lossless); other types are hashed in their text form.
+COLUMN_HASHES = """
+SELECT a.attname,
+       (SELECT p.amproc::regproc::text
+          FROM pg_opclass c
+          JOIN pg_amproc p ON p.amprocfamily = c.opcfamily AND p.amproclefttype = c.opcintype
+                          AND p.amprocrighttype = c.opcintype AND p.amprocnum = 2
+          JOIN pg_proc f ON f.oid = p.amproc
+         WHERE c.opcmethod = (SELECT oid FROM pg_am WHERE amname = 'hash') AND c.opcdefault
+           AND c.opcintype = coalesce(nullif(t.typbasetype, 0), t.oid)
+           AND (f.proargtypes[0] = c.opcintype
+                OR (c.opcintype = 'timestamptz'::regtype AND f.proargtypes[0] = 'timestamp'::regtype))),
+       coalesce(nullif(t.typbasetype, 0), t.oid) = 'timestamptz'::regtype
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+NULL_MARK = 0x3C6EF372FE94F82B  # a column's hash when it is NULL (plus its position)
+
+
+def _row_hash_expression(conn: psycopg.Connection, table: str, method: str):
+    """The SQL of one row's 64-bit hash under a method."""
+    from psycopg import sql
+
+    if method == "hash_record_extended":  # manifests written before column_hashes
+        return sql.SQL("hash_record_extended(t, 0)")
+    if method == "hashtextextended":
+        return sql.SQL("hashtextextended(t::text, 0)")
+    terms = []
+    # each column is hashed with its position as the seed, so equal values in two columns do not cancel out
+    for position, (name, function, utc) in enumerate(conn.execute(COLUMN_HASHES, (table,)).fetchall(), start=1):
+        column = sql.Identifier(name)
+        if function and re.fullmatch(r"[a-z_0-9]+", function):
+            value = sql.SQL("{} AT TIME ZONE 'UTC'").format(column) if utc else column
+            term = sql.SQL("{}({}, {})").format(sql.Identifier(function), value, sql.Literal(position))
+        else:
+            term = sql.SQL("hashtextextended({}::text, {})").format(column, sql.Literal(position))
+        terms.append(sql.SQL("coalesce({}, {})").format(term, sql.Literal(NULL_MARK + position)))
+    return sql.SQL(" # ").join(terms) if terms else sql.SQL("0")
+
+
 def content_hash(conn: psycopg.Connection, table: str, method: str | None = None) -> tuple[int, str, str]:
     """(rows, hash, method): the sum of every row's hash, so row order does not matter (a restore reorders rows).
 
-    hash_record_extended hashes each column with its type's own hash (PostgreSQL 14+, no text conversion); tables
-    with a type that has no hash function fall back to hashing each row's text form.
+    column_hashes hashes each column with its type's own hash function, seeded by its position, and combines them
+    per row (no text conversion where the type has one: about half the CPU of hash_record_extended, whose record
+    machinery costs as much as the hashing). If that cannot run, each row's text form is hashed.
     """
-    methods = [method] if method else ["hash_record_extended", "hashtextextended"]
+    from psycopg import sql
+
+    methods = [method] if method else ["column_hashes", "hashtextextended"]
     for m in methods:
-        expression = "hash_record_extended(t, 0)" if m == "hash_record_extended" else "hashtextextended(t::text, 0)"
         try:
             with conn.transaction():  # a savepoint inside the snapshot's transaction
-                rows, total = conn.execute(f"SELECT count(*), coalesce(sum({expression}), 0)::text FROM {table} t"
-                                           ).fetchone()  # table names come from format('%I.%I')
+                query = sql.SQL("SELECT count(*), coalesce(sum({}), 0)::text FROM {} t").format(
+                    _row_hash_expression(conn, table, m), sql.SQL(table))  # table names come from format('%I.%I')
+                rows, total = conn.execute(query).fetchone()
             return rows, total, m
         except (psycopg.errors.UndefinedFunction, psycopg.errors.FeatureNotSupported):
             continue
