@@ -78,11 +78,12 @@ def bare_pipeline(db: str, endpoint: str, with_hash: bool) -> float:
     store = open_backup_store("s3://bench-backups/bounds", endpoint)
     query = None
     if with_hash:
-        def content_hashes() -> None:
-            with postgres.connect(f"{PG}/{db}") as conn:
-                conn.execute(postgres.HASH_SESSION)
-                for name, _ in conn.execute(postgres.USER_TABLES).fetchall():
-                    postgres.content_hash(conn, name)
+        def content_hashes() -> None:  # as the backup takes them: in an exported snapshot
+            snapshot = postgres.Snapshot(f"{PG}/{db}")
+            try:
+                snapshot.table_figures(list(snapshot.tables()))
+            finally:
+                snapshot.close()
         query = threading.Thread(target=content_hashes)
     t0 = time.perf_counter()
     if query:

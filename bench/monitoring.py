@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,13 +22,8 @@ DB = "playground_bench_2g"
 
 
 def time_query(conn, query, params, repeats: int = 5) -> float:
-    conn.execute(query, params).fetchall()  # warm the cache, as a query every 5 minutes finds it
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        conn.execute(query, params).fetchall()
-        times.append(time.perf_counter() - began)
-    return median(times)
+    """The median of `repeats` runs, after one that warms the cache (as a query every 5 minutes finds it)."""
+    return median(time_runs(lambda: conn.execute(query, params).fetchall(), repeats, warmup=1)[0])
 
 
 def main() -> None:

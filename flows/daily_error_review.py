@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import error_review
+from tasks.diagnostics import error_review, error_totals
 from tasks.publish import publish
 from tasks.render_platform import read_platform_logs
 from tasks.report import Report
@@ -23,13 +23,13 @@ def daily_error_review(target: str | None = None) -> Report:
     logs_error = str(log_lines) if isinstance(log_lines, BaseException) else None
     endpoints, error_types, findings = error_review(review["errors"], review["volumes"],
                                                     None if logs_error else log_lines)
+    totals = error_totals(endpoints)
 
     report = Report(runbook="daily-error-review", target=t.name,
                     tables={"endpoints": endpoints, "error_types": error_types, "error_logs": [] if logs_error else (log_lines or [])},
-                    figures={"requests_24h": sum(e["requests_24h"] for e in endpoints),
-                             "errors_24h": sum(e["errors_24h"] for e in endpoints)},
-                    summary=f"{sum(e['errors_24h'] for e in endpoints)} errors in {sum(e['requests_24h'] for e in endpoints)} "
-                            f"requests over 24 h; {sum(f[0] == 'warning' for f in findings)} endpoints worse than last week")
+                    figures=totals,
+                    summary=f"{totals['errors_24h']} errors in {totals['requests_24h']} requests over 24 h; "
+                            f"{sum(f[0] == 'warning' for f in findings)} endpoints worse than last week")
     for severity, message, next_step in findings:
         report.add(severity, message, next_step=next_step)
     if logs_error:

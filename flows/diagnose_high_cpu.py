@@ -3,8 +3,9 @@
 from datetime import datetime, timedelta, timezone
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import per_instance, cpu_diagnosis, solutions
+from tasks.diagnostics import cpu_diagnosis, per_instance, solutions
 from tasks.metric_samples import read_samples
+from tasks.monitoring import latest_values
 from tasks.pg_queries import ACTIVITY
 from tasks.postgres import read_sections
 from tasks.publish import publish
@@ -24,12 +25,11 @@ def diagnose_high_cpu(target: str | None = None) -> Report:
     traffic = measure_requests(t.database_url, t.app_schema, now - timedelta(minutes=15), now)
     logs = read_platform_logs(t.platform, hours=1, limit=100, level=None)
     activity = read_sections(t.database_url, {"activity": ACTIVITY})["activity"].get("rows") or []
-    last = (read_samples(t.name, now - timedelta(hours=1), now) or [{}])[-1].get("values", {})
+    last = latest_values(read_samples(t.name, now - timedelta(hours=1), now))
 
     report = Report(runbook="diagnose-high-cpu", target=t.name,
                     tables={"cpu_by_instance": per_instance(usage, "cpu"), "endpoints_last_15_min": traffic["endpoints"],
                             "recent_logs": logs[-100:]},
                     figures={"requests_last_15_min": traffic["requests"], "p95_latency_ms": traffic["p95_latency_ms"]},
                     summary="CPU diagnosis: per-instance usage over the last hour, recent requests and logs")
-    return publish(solutions(report, "high-cpu", cpu_diagnosis(usage, traffic, last, sum(
-        a["state"] == "active" for a in activity))))
+    return publish(solutions(report, "high-cpu", cpu_diagnosis(usage, traffic, last, activity)))

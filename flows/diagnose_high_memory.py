@@ -3,8 +3,9 @@
 from datetime import datetime, timedelta, timezone
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import per_instance, memory_diagnosis, solutions
+from tasks.diagnostics import memory_diagnosis, memory_log_lines, per_instance, solutions
 from tasks.metric_samples import read_samples
+from tasks.monitoring import latest_values
 from tasks.publish import publish
 from tasks.render_platform import read_platform_logs, read_platform_usage
 from tasks.report import Report
@@ -21,8 +22,8 @@ def diagnose_high_memory(target: str | None = None) -> Report:
     usage = read_platform_usage(t.platform, minutes=60)
     traffic = measure_requests(t.database_url, t.app_schema, now - timedelta(minutes=15), now)
     logs = read_platform_logs(t.platform, hours=1, limit=200, level=None)
-    memory_logs = [line for line in logs if "memory" in line["message"].lower()]
-    last = (read_samples(t.name, now - timedelta(hours=1), now) or [{}])[-1].get("values", {})
+    memory_logs = memory_log_lines(logs)
+    last = latest_values(read_samples(t.name, now - timedelta(hours=1), now))
 
     report = Report(runbook="diagnose-high-memory", target=t.name,
                     tables={"memory_by_instance": per_instance(usage, "memory"),

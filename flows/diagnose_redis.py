@@ -1,7 +1,7 @@
 """diagnose-redis: the guide's 'Redis Connection Issues' diagnosis, started when RedisMemory fires, or on demand."""
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import redis_diagnosis, solutions
+from tasks.diagnostics import redis_diagnosis, redis_info_rows, solutions
 from tasks.probes import probe_outcome
 from tasks.publish import publish
 from tasks.redis_checks import probe_redis, read_redis_review
@@ -15,11 +15,9 @@ def diagnose_redis(target: str | None = None) -> Report:
     t = load_target(target)
     ping = probe_outcome("redis", probe_redis.submit(t.redis_url))
     info, slowlog = read_redis_review(t.redis_url) if ping.ok else ({}, [])
-    keep = ("used_memory", "used_memory_peak", "maxmemory", "maxmemory_policy", "mem_fragmentation_ratio",
-            "connected_clients", "blocked_clients", "maxclients", "rejected_connections", "evicted_keys")
 
     report = Report(runbook="diagnose-redis", target=t.name,
-                    tables={"memory_and_clients": [{"field": k, "value": info.get(k)} for k in keep if k in info],
+                    tables={"memory_and_clients": redis_info_rows(info),
                             "slowlog": slowlog},
                     figures={"ping_ms": ping.latency_ms, "ping_ok": ping.ok},
                     summary=f"PING {'answered in %s ms' % ping.latency_ms if ping.ok else 'failed: ' + str(ping.error)}")

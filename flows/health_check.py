@@ -45,8 +45,9 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     stored = save_sample.submit(t.name, sample)
     alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, run_link(),
                       sample["reasons"])
+    block = load_ops_settings().notification_block if alerts.notifications else None
     for note in alerts.notifications:
-        send_notification(note.subject, note.body, load_ops_settings().notification_block)
+        send_notification(note.subject, note.body, block)
     state = {**health.state, "alerts": alerts.state}
     if state != previous:  # written on changes only: a steady check costs no write
         write_run_state("health-check", t.name, state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tasks.monitoring import running_series, usage_limit
 from tasks.report import Report
 
 SOLUTIONS = {
@@ -25,12 +26,11 @@ def per_instance(usage: dict[str, Any] | None, kind: str) -> list[dict[str, Any]
     limit (an instance replaced during the window is left out)."""
     if not usage:
         return []
-    running = set(usage.get("running", []))
-    limit = next((s["points"][-1][1] for s in usage.get(f"{kind}-limit", []) if s["points"]), None)
+    limit = usage_limit(usage, kind)
     rows = []
-    for s in usage.get(kind, []):
+    for s in running_series(usage, kind):
         values = [v for _, v in s["points"]]
-        if not values or not limit or s["instance"] not in running:
+        if not values or not limit:
             continue
         pct = [100 * v / limit for v in values]
         rows.append({"instance": s["instance"], "latest_pct": round(pct[-1], 1), "avg_pct": round(sum(pct) / len(pct), 1),
@@ -47,9 +47,10 @@ def solutions(report: Report, kind: str, supported: dict[int, str]) -> Report:
     return report
 
 
-def cpu_diagnosis(usage: dict | None, traffic: dict | None, redis_sample: dict | None, db_active: int | None,
+def cpu_diagnosis(usage: dict | None, traffic: dict | None, redis_sample: dict | None, db_activity: list[dict],
                   threshold: float = 80) -> dict[int, str]:
     rows = per_instance(usage, "cpu")
+    db_active = sum(a["state"] == "active" for a in db_activity)
     supported: dict[int, str] = {}
     hot = [r for r in rows if r["avg_pct"] > threshold]
     if rows and len(hot) == len(rows):
@@ -63,9 +64,14 @@ def cpu_diagnosis(usage: dict | None, traffic: dict | None, redis_sample: dict |
     hit = (redis_sample or {}).get("redis_hit_rate_pct")
     if hit is not None and hit < 80:
         supported[2] = f"Redis hit rate {hit:g}% since the previous sample"
-    if db_active is not None and db_active >= 5:
+    if db_active >= 5:
         supported[3] = f"{db_active} database sessions active at once"
     return supported
+
+
+def memory_log_lines(logs: list[dict]) -> list[dict]:
+    """The log lines that mention memory."""
+    return [line for line in logs if "memory" in line["message"].lower()]
 
 
 def memory_diagnosis(usage: dict | None, memory_logs: list[dict], redis_memory_pct: float | None,
@@ -114,6 +120,15 @@ def connection_diagnosis(sections: dict[str, dict], long_running_s: float = 60) 
     return supported
 
 
+REDIS_FIELDS = ("used_memory", "used_memory_peak", "maxmemory", "maxmemory_policy", "mem_fragmentation_ratio",
+                "connected_clients", "blocked_clients", "maxclients", "rejected_connections", "evicted_keys")
+
+
+def redis_info_rows(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """INFO's memory and clients fields the diagnosis shows, one row each."""
+    return [{"field": k, "value": info.get(k)} for k in REDIS_FIELDS if k in info]
+
+
 def redis_diagnosis(ping_ms: float | None, ping_error: str | None, info: dict | None, slowlog: list[dict]) -> dict[int, str]:
     supported: dict[int, str] = {}
     if ping_error:
@@ -158,3 +173,9 @@ def error_review(errors: list[dict], volumes: list[dict], logs: list[dict] | Non
     if logs:
         findings.append(("info", f"{len(logs)} error log lines in the last 24 h (newest shown)", None))
     return rows, errors[:50], findings
+
+
+def error_totals(endpoints: list[dict]) -> dict[str, int]:
+    """Requests and errors of the last 24 hours over every endpoint."""
+    return {"requests_24h": sum(e["requests_24h"] for e in endpoints),
+            "errors_24h": sum(e["errors_24h"] for e in endpoints)}

@@ -6,6 +6,23 @@ from datetime import datetime
 from typing import Any
 
 
+def usage_limit(usage: dict[str, Any], kind: str) -> float | None:
+    """The service's latest limit for cpu or memory, from the platform's usage."""
+    return next((s["points"][-1][1] for s in usage.get(f"{kind}-limit", []) if s["points"]), None)
+
+
+def running_series(usage: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The cpu or memory series of the instances running now (the window still holds replaced ones)."""
+    series = usage.get(kind, [])
+    running = set(usage.get("running", [s["instance"] for s in series]))
+    return [s for s in series if s["instance"] in running]
+
+
+def latest_values(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The values of the newest of the samples (none: an empty dict)."""
+    return samples[-1].get("values", {}) if samples else {}
+
+
 def platform_values(usage: dict[str, Any] | None, now: datetime, fresh_s: float = 180) -> tuple[dict[str, float | None], list[dict]]:
     """CPU and memory as % of the service's limits, for the busiest running instance with a recent point; and per
     instance."""
@@ -13,11 +30,10 @@ def platform_values(usage: dict[str, Any] | None, now: datetime, fresh_s: float 
         return {"cpu_pct": None, "memory_pct": None}, []
     values: dict[str, float | None] = {}
     rows: dict[str, dict[str, Any]] = {}
-    for kind, limit_kind in (("cpu", "cpu-limit"), ("memory", "memory-limit")):
-        limit = next((s["points"][-1][1] for s in usage.get(limit_kind, []) if s["points"]), None)
-        running = set(usage.get("running", [s["instance"] for s in usage.get(kind, [])]))
-        latest = [(s["instance"], s["points"][-1][1]) for s in usage.get(kind, [])
-                  if s["points"] and s["instance"] in running and now.timestamp() - s["points"][-1][0] <= fresh_s]
+    for kind in ("cpu", "memory"):
+        limit = usage_limit(usage, kind)
+        latest = [(s["instance"], s["points"][-1][1]) for s in running_series(usage, kind)
+                  if s["points"] and now.timestamp() - s["points"][-1][0] <= fresh_s]
         for instance, value in latest:
             rows.setdefault(instance, {"instance": instance})[f"{kind}_pct"] = round(100 * value / limit, 1) if limit else None
         values[f"{kind}_pct"] = round(100 * max(v for _, v in latest) / limit, 2) if latest and limit else None

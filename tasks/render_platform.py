@@ -21,6 +21,7 @@ import httpx
 from prefect import task
 from pydantic import SecretStr
 
+from playground_ops.settings import Platform
 from tasks.retry import TRANSIENT_HTTP, PermanentError, TransientError, retrying
 
 DEPLOY_DONE = {"live", "deactivated", "build_failed", "update_failed", "pre_deploy_failed", "canceled"}
@@ -34,22 +35,24 @@ class Series:
     unit: str
     points: list[tuple[float, float]]
 
-    @property
-    def last(self) -> float | None:
-        return self.points[-1][1] if self.points else None
 
+class PlatformClient(Protocol):
+    """What the runbooks ask of a hosting platform (Render implements it; another platform could)."""
 
-class Platform(Protocol):
+    waited: float  # seconds spent honouring rate limits and backoff
+
     def list_env_vars(self, service_id: str) -> dict[str, str]: ...
     def set_env_var(self, service_id: str, key: str, value: SecretStr) -> None: ...
     def delete_env_var(self, service_id: str, key: str) -> None: ...
     def restart(self, service_id: str) -> None: ...
     def create_deploy(self, service_id: str, deploy_mode: str = "deploy_only") -> dict | None: ...
     def get_deploy(self, service_id: str, deploy_id: str) -> dict: ...
+    def wait_for_deploy(self, service_id: str, deploy_id: str, timeout: float = 900, poll: float = 2.0) -> dict: ...
     def scale(self, service_id: str, instances: int) -> None: ...
     def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
                         memory_percent: int | None) -> dict: ...
     def delete_autoscaling(self, service_id: str) -> None: ...
+    def instances(self, service_id: str) -> list[dict]: ...
     def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
                 **filters: Any) -> list[Series]: ...
     def logs(self, owner_id: str, service_id: str, start: datetime, end: datetime, limit: int = 50,
@@ -107,7 +110,7 @@ class Render:
     def _respect_remaining(self, response: httpx.Response) -> None:
         """When the window's budget is spent, wait for its reset before the next call rather than earn a 429."""
         if response.headers.get("Ratelimit-Remaining", "").strip() == "0":
-            self._sleep(self._wait_for(httpx.Headers({"Ratelimit-Reset": response.headers.get("Ratelimit-Reset", "")}), 1))
+            self._sleep(self._wait_for(response.headers, 1))
 
     def _sleep(self, seconds: float) -> None:
         self.waited += seconds
@@ -218,7 +221,7 @@ def _epoch(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(timezone.utc).timestamp()
 
 
-def client_for(platform: Any) -> Render:
+def client_for(platform: Platform) -> PlatformClient:
     """The platform client of a target's `platform` settings (Render, or the sandbox's Render-compatible one)."""
     if platform.kind != "render" or not platform.service_id or platform.api_key is None:
         raise PermanentError("target platform: expected kind render with service_id and api_key "
@@ -227,7 +230,7 @@ def client_for(platform: Any) -> Render:
 
 
 @task(**retrying(retries=0, timeout_seconds=120))
-def read_platform_usage(platform: Any, minutes: int = 10, resolution_s: int = 60) -> dict[str, Any]:
+def read_platform_usage(platform: Platform, minutes: int = 10, resolution_s: int = 60) -> dict[str, Any]:
     """CPU and memory per instance over the last minutes, the service's limits, and which instances run now (the
     window still holds replaced ones); the client retries and honours rate limits itself."""
     render = client_for(platform)
@@ -243,7 +246,7 @@ def read_platform_usage(platform: Any, minutes: int = 10, resolution_s: int = 60
 
 
 @task(**retrying(retries=0, timeout_seconds=300))
-def read_platform_logs(platform: Any, hours: float = 24, limit: int = 50, level: str | None = "error") -> list[dict]:
+def read_platform_logs(platform: Platform, hours: float = 24, limit: int = 50, level: str | None = "error") -> list[dict]:
     """The service's newest log lines (the guide's `render logs --level error --tail 50`)."""
     render = client_for(platform)
     if not platform.owner_id:
