@@ -72,8 +72,8 @@ def bare_pipeline(db: str, endpoint: str, with_hash: bool) -> float:
     no archive check and no Prefect; optionally with the snapshot's content-hash query running alongside."""
     import threading
 
-    from tasks import postgres
-    from tasks.backup_store import MiB, open_backup_store
+    from tasks.database import postgres
+    from tasks.backup.store import MiB, open_backup_store
 
     store = open_backup_store("s3://bench-backups/bounds", endpoint)
     query = None

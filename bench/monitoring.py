@@ -42,7 +42,7 @@ def main() -> None:
 
     from playground_ops.settings import AppSchema, load_settings
     from sandbox import manager
-    from tasks.request_metrics import error_review_query, window_query
+    from tasks.monitoring.request_metrics import error_review_query, window_query
 
     settings = load_settings()
     lines = []

@@ -71,7 +71,7 @@ def ensure_notification_block(settings: Settings, result: SetupResult):
     """The notification block, from OPS_WEBHOOK_URL (generic JSON webhook) or OPS_SLACK_WEBHOOK_URL."""
     from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
 
-    from tasks.notify import load_notification_block
+    from tasks.reporting.notify import load_notification_block
 
     name = settings.notification_block
     if settings.webhook_url is not None:

@@ -9,10 +9,10 @@ from pydantic import Field
 
 from flows.verify_backup import verify_backup
 from playground_ops.runbook import runbook
-from tasks.backup_policy import backup_id_for, backup_report_fields
-from tasks.backups import check_tool_versions, dump_database_to_store, write_manifest
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.backup.policy import backup_id_for, backup_report_fields
+from tasks.backup.pipeline import check_tool_versions, dump_database_to_store, write_manifest
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.slots import BACKUP, DATABASE_HEAVY, hold_slots
 from tasks.targets import load_ops_settings, load_target
 

@@ -3,11 +3,11 @@
 from datetime import datetime, timezone
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import error_review, error_totals
-from tasks.publish import publish
-from tasks.render_platform import read_platform_logs
-from tasks.report import Report
-from tasks.request_metrics import read_error_review
+from tasks.monitoring.diagnostics import error_review, error_totals
+from tasks.reporting.publish import publish
+from tasks.platform.render_platform import read_platform_logs
+from tasks.reporting.report import Report
+from tasks.monitoring.request_metrics import read_error_review
 from tasks.targets import load_target
 
 

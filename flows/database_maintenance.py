@@ -7,13 +7,13 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.maintenance_plan import dead_tuples_before_after, ensure_configured_database, plan_maintenance, size_rows
-from tasks.perf_review import Thresholds
-from tasks.pg_queries import DATABASE_SIZE, INDEX_BLOAT, INDEXES, REINDEX_IN_PROGRESS, TABLES
-from tasks.postgres import read_sections, read_server_identity, run_maintenance_step
-from tasks.progress import show_progress, start_progress
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.database.maintenance_plan import dead_tuples_before_after, ensure_configured_database, plan_maintenance, size_rows
+from tasks.database.review import Thresholds
+from tasks.database.queries import DATABASE_SIZE, INDEX_BLOAT, INDEXES, REINDEX_IN_PROGRESS, TABLES
+from tasks.database.postgres import read_sections, read_server_identity, run_maintenance_step
+from tasks.reporting.progress import show_progress, start_progress
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.slots import DATABASE_HEAVY, hold_slots
 from tasks.targets import load_target
 

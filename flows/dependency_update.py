@@ -3,14 +3,14 @@
 from datetime import datetime, timezone
 
 from playground_ops.runbook import FindingsFailRun, run_link, runbook
-from tasks.dependencies import (apply_and_test, commit_and_push, find_outdated, find_pull_request,
+from tasks.dependencies.steps import (apply_and_test, commit_and_push, find_outdated, find_pull_request,
                                 open_or_update_pull_request, prepare_repository, release_notes, require_repository,
                                 workdir_for)
-from tasks.dependency_policy import plan_updates, pull_request_body
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.dependencies.policy import plan_updates, pull_request_body
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.targets import load_target
-from tasks.update_report import update_report
+from tasks.dependencies.update_report import update_report
 
 BRANCH = "dependency-updates-"
 

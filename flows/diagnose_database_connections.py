@@ -6,11 +6,11 @@ from typing import Annotated
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import connection_diagnosis, session_problems, solutions
-from tasks.pg_queries import ACTIVITY, BLOCKING, CONNECTION_GROUPS, CONNECTION_LIMITS
-from tasks.postgres import read_sections
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.monitoring.diagnostics import connection_diagnosis, session_problems, solutions
+from tasks.database.queries import ACTIVITY, BLOCKING, CONNECTION_GROUPS, CONNECTION_LIMITS
+from tasks.database.postgres import read_sections
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.targets import load_target
 
 

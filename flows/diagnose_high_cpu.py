@@ -3,15 +3,15 @@
 from datetime import datetime, timedelta, timezone
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import cpu_diagnosis, per_instance, solutions
-from tasks.metric_samples import read_samples
-from tasks.monitoring import latest_values
-from tasks.pg_queries import ACTIVITY
-from tasks.postgres import read_sections
-from tasks.publish import publish
-from tasks.render_platform import read_platform_logs, read_platform_usage
-from tasks.report import Report
-from tasks.request_metrics import measure_requests
+from tasks.monitoring.diagnostics import cpu_diagnosis, per_instance, solutions
+from tasks.monitoring.samples import read_samples
+from tasks.monitoring.values import latest_values
+from tasks.database.queries import ACTIVITY
+from tasks.database.postgres import read_sections
+from tasks.reporting.publish import publish
+from tasks.platform.render_platform import read_platform_logs, read_platform_usage
+from tasks.reporting.report import Report
+from tasks.monitoring.request_metrics import measure_requests
 from tasks.targets import load_target
 
 

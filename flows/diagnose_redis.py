@@ -1,11 +1,11 @@
 """diagnose-redis: the guide's 'Redis Connection Issues' diagnosis, started when RedisMemory fires, or on demand."""
 
 from playground_ops.runbook import runbook
-from tasks.diagnostics import redis_diagnosis, redis_info_rows, solutions
-from tasks.probes import probe_outcome
-from tasks.publish import publish
-from tasks.redis_checks import probe_redis, read_redis_review
-from tasks.report import Report
+from tasks.monitoring.diagnostics import redis_diagnosis, redis_info_rows, solutions
+from tasks.monitoring.probes import probe_outcome
+from tasks.reporting.publish import publish
+from tasks.monitoring.redis_checks import probe_redis, read_redis_review
+from tasks.reporting.report import Report
 from tasks.targets import load_target
 
 

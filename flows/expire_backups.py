@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.backup_policy import plan_retention
-from tasks.backups import clean_incomplete, delete_backups, list_backups
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.backup.policy import plan_retention
+from tasks.backup.pipeline import clean_incomplete, delete_backups, list_backups
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
 
 

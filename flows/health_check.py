@@ -6,20 +6,20 @@ from typing import Annotated
 from pydantic import Field
 
 from playground_ops.runbook import run_link, runbook
-from tasks.alert_rules import evaluate
-from tasks.health import assess_health
-from tasks.http_probes import probe_health
-from tasks.metric_samples import read_samples, save_sample
-from tasks.monitoring import build_sample, trend
-from tasks.notify import emit_alert_fired, send_notification
-from tasks.postgres import probe_database
-from tasks.probes import optional_result, probe_outcome
-from tasks.publish import publish
-from tasks.redis_checks import probe_redis
-from tasks.render_platform import read_platform_usage
-from tasks.report import Report
-from tasks.request_metrics import measure_requests
-from tasks.run_state import read_run_state, write_run_state
+from tasks.monitoring.alert_rules import evaluate
+from tasks.monitoring.health_assessment import assess_health
+from tasks.monitoring.http_probes import probe_health
+from tasks.monitoring.samples import read_samples, save_sample
+from tasks.monitoring.values import build_sample, trend
+from tasks.reporting.notify import emit_alert_fired, send_notification
+from tasks.database.postgres import probe_database
+from tasks.monitoring.probes import optional_result, probe_outcome
+from tasks.reporting.publish import publish
+from tasks.monitoring.redis_checks import probe_redis
+from tasks.platform.render_platform import read_platform_usage
+from tasks.reporting.report import Report
+from tasks.monitoring.request_metrics import measure_requests
+from tasks.monitoring.run_state import read_run_state, write_run_state
 from tasks.targets import load_alert_rules, load_ops_settings, load_target
 
 

@@ -5,14 +5,14 @@ from typing import Annotated
 from pydantic import Field
 
 from playground_ops.runbook import runbook
-from tasks.maintenance_plan import ensure_configured_database
-from tasks.perf_review import (Section, Thresholds, growth_review, health_review, index_review, order_findings,
+from tasks.database.maintenance_plan import ensure_configured_database
+from tasks.database.review import (Section, Thresholds, growth_review, health_review, index_review, order_findings,
                                redis_review, statement_review, unreadable)
-from tasks.pg_queries import review_queries, statements_sql
-from tasks.postgres import explain_statements, read_sections, read_server_identity
-from tasks.publish import publish, read_previous_report
-from tasks.redis_checks import read_redis_review
-from tasks.report import Report
+from tasks.database.queries import review_queries, statements_sql
+from tasks.database.postgres import explain_statements, read_sections, read_server_identity
+from tasks.reporting.publish import publish, read_previous_report
+from tasks.monitoring.redis_checks import read_redis_review
+from tasks.reporting.report import Report
 from tasks.slots import DATABASE_HEAVY, hold_slots
 from tasks.targets import load_target
 

@@ -10,11 +10,11 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from playground_ops.runbook import FindingsFailRun, runbook
-from tasks.backup_policy import plan_restore, rung_rows
-from tasks.backups import (check_tables, create_scratch_database, database_present, drop_scratch_database, find_backup,
+from tasks.backup.policy import plan_restore, rung_rows
+from tasks.backup.pipeline import (check_tables, create_scratch_database, database_present, drop_scratch_database, find_backup,
                            restore_archive, swap_in_restored_database)
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
 
 

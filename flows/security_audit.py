@@ -4,14 +4,14 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from playground_ops.runbook import FindingsFailRun, run_link, runbook
-from tasks.dependencies import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
+from tasks.dependencies.steps import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
                                 open_or_update_pull_request, prepare_repository, require_repository, workdir_for)
-from tasks.dependency_policy import fixable_in
-from tasks.notify import send_notification
-from tasks.publish import publish
-from tasks.report import Report, Status
+from tasks.dependencies.policy import fixable_in
+from tasks.reporting.notify import send_notification
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report, Status
 from tasks.targets import load_ops_settings, load_target
-from tasks.update_report import audit_report, fix_summary
+from tasks.dependencies.update_report import audit_report, fix_summary
 
 BRANCH = "security-fixes-"
 

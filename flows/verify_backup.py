@@ -8,12 +8,12 @@ from pydantic import Field
 
 from flows.expire_backups import expire_backups
 from playground_ops.runbook import FindingsFailRun, runbook
-from tasks.backup_policy import rung_rows
-from tasks.backups import (check_archive, check_tables, create_scratch_database, drill_server, drop_scratch_database,
+from tasks.backup.policy import rung_rows
+from tasks.backup.pipeline import (check_archive, check_tables, create_scratch_database, drill_server, drop_scratch_database,
                            find_backup, record_verification, restore_archive, run_amcheck, run_smoke_queries,
                            write_manifest)
-from tasks.publish import publish
-from tasks.report import Report
+from tasks.reporting.publish import publish
+from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
 
 

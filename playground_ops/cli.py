@@ -118,7 +118,7 @@ def trigger_and_wait(full_name: str, parameters: dict[str, Any], timeout: float)
 
 
 def stored_report_for(flow_run_id: str) -> str | None:
-    from tasks.audit import open_store
+    from tasks.reporting.audit import open_store
 
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
@@ -137,7 +137,7 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     from deployments.catalog import load_catalog
     from deployments.setup import setup as run_setup
     from playground_ops.local_server import start_server
-    from tasks.report import markdown_table
+    from tasks.reporting.report import markdown_table
 
     settings = _settings()
     started: list[subprocess.Popen] = []
@@ -292,7 +292,7 @@ def sandbox_env() -> None:
 @bad_input_exits_2
 def audit_list(runbook: Optional[str] = typer.Option(None), target: Optional[str] = typer.Option(None)) -> None:
     """List stored reports, oldest first."""
-    from tasks.audit import open_store
+    from tasks.reporting.audit import open_store
 
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
@@ -307,7 +307,7 @@ def audit_list(runbook: Optional[str] = typer.Option(None), target: Optional[str
 def audit_show(key: str = typer.Argument(..., help="A key from `audit list`."),
                as_json: bool = typer.Option(False, "--json", help="The JSON instead of the Markdown.")) -> None:
     """Print one stored report."""
-    from tasks.audit import open_store
+    from tasks.reporting.audit import open_store
 
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
@@ -324,7 +324,7 @@ def audit_show(key: str = typer.Argument(..., help="A key from `audit list`."),
 @bad_input_exits_2
 def audit_verify() -> None:
     """Walk every report chain; name each report that was changed, removed or inserted (exit 1 if any)."""
-    from tasks.audit import open_store, verify_store
+    from tasks.reporting.audit import open_store, verify_store
 
     settings = _settings()
     checks = verify_store(open_store(settings.audit_location, settings.s3_endpoint_url))

@@ -59,8 +59,8 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
 
 
 def _publish_failure(runbook_name: str, target: str | None, exc: Exception) -> None:
-    from tasks.publish import artifact_key, publish
-    from tasks.report import Report
+    from tasks.reporting.publish import artifact_key, publish
+    from tasks.reporting.report import Report
 
     from playground_ops.settings import get_target
 

@@ -10,7 +10,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from tasks.git_repo import commit_all, git
+from tasks.dependencies.git_repo import commit_all, git
 
 BACKEND = {"name": "playground-backend", "version": "1.0.0", "private": True,
            "scripts": {"test": "node test.js"},

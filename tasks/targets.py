@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from playground_ops.settings import Settings, Target, get_target, load_settings
-from tasks.alert_rules import RuleFile, load_rules
+from tasks.monitoring.alert_rules import RuleFile, load_rules
 from tasks.retry import retrying
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from playground_ops.errors import ConfigError
-from tasks.alert_rules import evaluate, load_rules
+from tasks.monitoring.alert_rules import evaluate, load_rules
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 GUIDE = load_rules()

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sandbox.app_repo import create_app_repo
-from tasks.git_repo import check_remote, git, prepare_workdir
+from tasks.dependencies.git_repo import check_remote, git, prepare_workdir
 
 
 def test_app_repository_has_both_npm_projects_with_tests_and_a_python_project(tmp_path):

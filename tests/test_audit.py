@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.audit import LocalStore, ObjectExists, append_report, canonical_json, sha256, verify_store
-from tasks.report import Report, render_markdown
+from tasks.reporting.audit import LocalStore, ObjectExists, append_report, canonical_json, sha256, verify_store
+from tasks.reporting.report import Report, render_markdown
 from tests.conftest import cli
 
 
@@ -102,7 +102,7 @@ def test_verify_command_exits_1_naming_the_changed_report(tmp_path):
 def test_s3_store_encrypts_chains_and_never_overwrites(s3_endpoint):
     import boto3
 
-    from tasks.audit import open_store
+    from tasks.reporting.audit import open_store
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="ops-audit")
     store = open_store("s3://ops-audit/reports", endpoint_url=s3_endpoint)

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from tasks.postgres import HASH_SESSION, content_hash
+from tasks.database.postgres import HASH_SESSION, content_hash
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = f"{SERVER}/postgres"

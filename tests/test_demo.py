@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tasks.git_repo import git
+from tasks.dependencies.git_repo import git
 
 from tests.conftest import SESSION_DIR, cli, free_port
 

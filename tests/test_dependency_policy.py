@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dependency_policy import (AuditOutcome, Outdated, at_or_above, classify, direct_fixes, judge_npm_audit,
+from tasks.dependencies.policy import (AuditOutcome, Outdated, at_or_above, classify, direct_fixes, judge_npm_audit,
                                      judge_pip_audit, newest_within, parse_npm_outdated, parse_pip_outdated,
                                      plan_updates, pull_request_body, read_requirement_pins, release_notes_url,
                                      rewrite_requirement_pins, split_majors)
-from tasks.update_report import audit_report
+from tasks.dependencies.update_report import audit_report
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 
@@ -71,7 +71,7 @@ def test_pip_audit_that_skipped_everything_did_not_run_although_it_exited_0():
 
 def _item(package, current, latest, project="backend", ecosystem="npm"):
     kind = classify(current, latest)
-    from tasks.dependency_policy import POLICY
+    from tasks.dependencies.policy import POLICY
     return Outdated(project, package, current, latest, latest, kind, POLICY[kind], ecosystem=ecosystem)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
+from tasks.dependencies.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
 from tasks.retry import PermanentError
 
 

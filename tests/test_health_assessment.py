@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.health import assess_health
-from tasks.probes import Probe
+from tasks.monitoring.health_assessment import assess_health
+from tasks.monitoring.probes import Probe
 
 
 def probes(service=True, database=True, redis=True, in_use=5, max_conn=100, used=10, maxmemory=0):

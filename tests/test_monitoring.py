@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tasks.monitoring import build_sample, platform_values, redis_values
-from tasks.probes import Probe
+from tasks.monitoring.values import build_sample, platform_values, redis_values
+from tasks.monitoring.probes import Probe
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from sandbox.app_repo import create_app_repo
-from tasks import npm
-from tasks.git_repo import prepare_workdir
+from tasks.dependencies import npm
+from tasks.dependencies.git_repo import prepare_workdir
 
 
 @pytest.mark.network

@@ -11,7 +11,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from sandbox.github_api import PullRequests, make_app
-from tasks.pull_requests import GitHub, open_or_update
+from tasks.dependencies.pull_requests import GitHub, open_or_update
 from tasks.retry import PermanentError, is_transient
 from tests.conftest import free_port
 

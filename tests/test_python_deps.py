@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from tasks import python_deps
+from tasks.dependencies import python_deps
 
 PYPROJECT = """[project]
 name = "playground-worker"

@@ -15,7 +15,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from sandbox.faulty_proxy import FaultyProxy
-from tasks.render_platform import Render
+from tasks.platform.render_platform import Render
 from tasks.retry import PermanentError, TransientError
 from tests.conftest import free_port
 

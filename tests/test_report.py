@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from playground_ops.redact import mask_url, redact, register_secret
-from tasks.report import Report, render_markdown
+from tasks.reporting.report import Report, render_markdown
 
 
 def test_status_is_the_worst_finding_and_failed_beats_all():

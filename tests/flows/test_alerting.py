@@ -28,7 +28,7 @@ STARTED: dict[str, int] = {}
 def short_rules(tmp_path, monkeypatch, ops, receiver):
     from prefect.variables import Variable
 
-    from tasks.alert_rules import DEFAULT_RULES
+    from tasks.monitoring.alert_rules import DEFAULT_RULES
 
     data = yaml.safe_load(DEFAULT_RULES.read_text())
     for rule in data["rules"]:

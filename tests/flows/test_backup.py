@@ -46,7 +46,7 @@ def db(settings) -> str:
 
 def newest_manifests(target: str = "sandbox"):
     from playground_ops.settings import load_settings
-    from tasks.backups import list_backups
+    from tasks.backup.pipeline import list_backups
 
     return list_backups.fn(load_settings(), target)
 
@@ -136,7 +136,7 @@ def test_transient_store_errors_are_retried_and_the_backup_completes(s3_store, m
 
 def test_store_failing_for_good_leaves_no_backup_and_no_incomplete_upload(s3_store, monkeypatch, ops):
     from playground_ops.settings import get_target, load_settings
-    from tasks.backups import check_tool_versions, dump_database_to_store
+    from tasks.backup.pipeline import check_tool_versions, dump_database_to_store
 
     proxy, client, bucket = s3_store
     monkeypatch.setenv("OPS_BACKUP_PART_SIZE_MIB", "5")
@@ -161,9 +161,9 @@ def test_store_failing_for_good_leaves_no_backup_and_no_incomplete_upload(s3_sto
 def test_pg_dump_failing_never_stores_a_backup(local_store, ops):
     """The classic: `pg_dump wrong_db | gzip | upload` stores a 20-byte 'backup' and exits 0."""
     from playground_ops.settings import load_settings
-    from tasks import pg_tools
-    from tasks.backups import backup_store
-    from tasks.stream_codec import compress
+    from tasks.backup import pg_tools
+    from tasks.backup.pipeline import backup_store
+    from tasks.backup.stream_codec import compress
 
     store = backup_store(load_settings())
     for bad in (db(ops).rsplit("/", 1)[0] + "/no_such_database",
@@ -177,7 +177,7 @@ def test_pg_dump_failing_never_stores_a_backup(local_store, ops):
 
 def test_database_connection_lost_mid_dump_leaves_nothing(local_store, ops):
     from playground_ops.settings import get_target, load_settings
-    from tasks.backups import check_tool_versions, dump_database_to_store
+    from tasks.backup.pipeline import check_tool_versions, dump_database_to_store
     from tasks.retry import TransientError
 
     with psycopg.connect(db(ops), autocommit=True) as conn:
@@ -356,8 +356,8 @@ def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_appro
 
 
 def test_pg_dump_older_than_the_server_is_refused_naming_both():
-    from tasks import pg_tools
-    from tasks.backup_policy import check_versions
+    from tasks.backup import pg_tools
+    from tasks.backup.policy import check_versions
 
     major, version = pg_tools.tool_major("pg_dump")
     assert major >= 13 and version.startswith(str(major))

@@ -279,7 +279,7 @@ def test_maintenance_refuses_a_database_that_is_not_the_configured_one(ops, tmp_
     (120000, ["s.total_time", "s.mean_time"], ["exec_time"]),
 ])
 def test_statement_query_uses_the_column_names_of_each_server_version(version, present, absent):
-    from tasks.pg_queries import statements_reset_sql, statements_sql
+    from tasks.database.queries import statements_reset_sql, statements_sql
 
     sql = statements_sql(version)
     for text in present:
@@ -290,7 +290,7 @@ def test_statement_query_uses_the_column_names_of_each_server_version(version, p
 
 
 def test_statement_query_runs_on_this_server(situations):
-    from tasks.pg_queries import statements_sql
+    from tasks.database.queries import statements_sql
 
     with psycopg.connect(situations) as conn:
         version = conn.execute("SHOW server_version_num").fetchone()[0]
@@ -333,7 +333,7 @@ def test_vacuum_full_waits_for_an_operator_and_runs_nothing_when_refused(situati
     ({"preloaded": True, "installed": False}, "CREATE EXTENSION pg_stat_statements"),
 ])
 def test_missing_pg_stat_statements_is_explained(available, expected):
-    from tasks.perf_review import Thresholds, statement_review
+    from tasks.database.review import Thresholds, statement_review
 
     section = statement_review(available, None, None, None, None, Thresholds())
     text = " ".join(f"{f.message} {f.next_step}" for f in section.findings)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sandbox.app_repo import BACKEND_TEST, write_app
-from tasks.git_repo import commit_all, git
+from tasks.dependencies.git_repo import commit_all, git
 
 TODAY = datetime.now(timezone.utc).strftime("%Y%m%d")
 
@@ -99,7 +99,7 @@ def test_weekly_update_opens_one_tested_pull_request_and_the_next_run_updates_it
 def test_an_earlier_weeks_open_pull_request_is_updated_not_duplicated(app_repo, pulls):
     from flows.dependency_update import dependency_update
     from playground_ops.settings import get_target
-    from tasks.pull_requests import GitHub
+    from tasks.dependencies.pull_requests import GitHub
 
     git("branch", "dependency-updates-20261122", "main", cwd=app_repo)
     host = get_target().repository.code_host
@@ -186,7 +186,7 @@ def test_a_repository_or_project_that_does_not_exist_is_one_line_before_anything
 def test_a_pull_request_api_refusing_the_token_fails_before_anything_is_cloned(app_repo, monkeypatch, tmp_path):
     from flows.dependency_update import dependency_update
     from playground_ops.runbook import RunbookFailed
-    from tasks.dependencies import workdir_for
+    from tasks.dependencies.steps import workdir_for
 
     monkeypatch.setenv("OPS_HOME", str(tmp_path / "ops"))
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_wrong-token-for-this-test")

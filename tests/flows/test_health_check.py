@@ -14,7 +14,7 @@ from tests.conftest import WEBHOOK_TOKEN, flow_run_artifacts, flow_run_logs
 def fresh_state(ops):
     from prefect.variables import Variable
 
-    from tasks.run_state import state_name
+    from tasks.monitoring.run_state import state_name
 
     Variable.unset(state_name("health-check", "sandbox"))
     yield ops

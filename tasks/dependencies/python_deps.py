@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 
 from playground_ops.redact import redact
-from tasks.dependency_policy import (AuditOutcome, Outdated, canonical, judge_pip_audit, parse_pip_outdated,
+from tasks.dependencies.policy import (AuditOutcome, Outdated, canonical, judge_pip_audit, parse_pip_outdated,
                                      read_requirement_pins, rewrite_requirement_pins)
-from tasks.npm import CommandResult, run_command
+from tasks.dependencies.npm import CommandResult, run_command
 from tasks.retry import TransientError
 
 NETWORK_ERRORS = ("Failed to fetch", "Could not connect", "error sending request", "dns error", "timed out",

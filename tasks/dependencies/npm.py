@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground_ops.redact import redact
-from tasks.dependency_policy import AuditOutcome, Outdated, judge_npm_audit, parse_npm_outdated
+from tasks.dependencies.policy import AuditOutcome, Outdated, judge_npm_audit, parse_npm_outdated
 from tasks.retry import TransientError
 
 NETWORK_ERRORS = ("ETIMEDOUT", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "socket hang up", "503", "502")

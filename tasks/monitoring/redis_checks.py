@@ -8,7 +8,7 @@ import redis
 from prefect import task
 from pydantic import SecretStr
 
-from tasks.probes import Probe
+from tasks.monitoring.probes import Probe
 from tasks.retry import retrying
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from playground_ops.errors import ConfigError
 from playground_ops.settings import require_match
 
-DEFAULT_RULES = Path(__file__).resolve().parent.parent / "alert_rules.yaml"
+DEFAULT_RULES = Path(__file__).resolve().parents[2] / "alert_rules.yaml"
 
 # What the health check measures, by name, with its unit (the rules file names these)
 METRICS = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.monitoring import running_series, usage_limit
-from tasks.report import Report
+from tasks.monitoring.values import running_series, usage_limit
+from tasks.reporting.report import Report
 
 SOLUTIONS = {
     "high-cpu": ["Scale Up: increase instance count or size", "Optimize Code: identify and fix performance bottlenecks",

@@ -10,7 +10,7 @@ from typing import Any
 from prefect import task
 
 from playground_ops.settings import load_settings
-from tasks.audit import ObjectExists, open_store
+from tasks.reporting.audit import ObjectExists, open_store
 from tasks.retry import retrying
 
 

@@ -12,7 +12,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from playground_ops.settings import AppSchema
-from tasks.postgres import connect, rows_as_dicts
+from tasks.database.postgres import connect, rows_as_dicts
 from tasks.retry import retrying
 
 

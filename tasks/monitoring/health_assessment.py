@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tasks.probes import Probe
-from tasks.report import Finding, Severity, Status
+from tasks.monitoring.probes import Probe
+from tasks.reporting.report import Finding, Severity, Status
 
 WHAT = {"service": "the service's /health", "database": "the database", "redis": "Redis"}
 NEXT_STEP = {

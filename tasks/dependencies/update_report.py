@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.dependency_policy import SEVERITIES, AuditOutcome, UpdatePlan, at_or_above, update_rows, vulnerability_rows
-from tasks.report import Report, markdown_table
+from tasks.dependencies.policy import SEVERITIES, AuditOutcome, UpdatePlan, at_or_above, update_rows, vulnerability_rows
+from tasks.reporting.report import Report, markdown_table
 
 
 def _test_rows(attempts: list[Any]) -> list[dict[str, Any]]:

@@ -16,13 +16,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from pydantic import SecretStr
 
 from playground_ops.settings import Settings, Target
-from tasks import pg_tools, postgres
-from tasks.backup_policy import (BackupManifest, Rung, TableFigures, Verification, archive_key, check_versions,
+from tasks.backup import pg_tools
+from tasks.database import postgres
+from tasks.backup.policy import (BackupManifest, Rung, TableFigures, Verification, archive_key, check_versions,
                                  group_backups, manifest_key)
-from tasks.backup_store import BackupStore, MiB, open_backup_store, part_size_for
-from tasks.pg_archive import ArchiveReader
+from tasks.backup.store import BackupStore, MiB, open_backup_store, part_size_for
+from tasks.backup.archive_reader import ArchiveReader
 from tasks.retry import PermanentError, TransientError, retrying
-from tasks.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
+from tasks.backup.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
 
 
 def backup_store(settings: Settings) -> BackupStore:
@@ -339,7 +340,7 @@ def swap_in_restored_database(server: SecretStr, restored: str, database: str, r
                               ) -> str | None:
     """Give the restored database its final name; an existing one is kept under another name, unless it is a
     scratch database, which is dropped."""
-    from tasks.backup_policy import is_scratch_database
+    from tasks.backup.policy import is_scratch_database
 
     return postgres.swap_in_database(server, restored, database, run_id, backup_id,
                                      drop_replaced=is_scratch_database(database))

@@ -1,8 +1,8 @@
 """The steps of the dependency runbooks over the application's repository: prepare a work copy, find what is
 outdated, apply and test, commit and push, open or update the pull request, audit and fix.
 
-Each step dispatches to the tool of the project's ecosystem (tasks.npm, tasks.python_deps) and to git and the code
-host (tasks.git_repo, tasks.pull_requests); every step is safe to run twice (each starts from the base branch).
+Each step dispatches to the tool of the project's ecosystem (tasks.dependencies.npm, tasks.dependencies.python_deps) and to git and the code
+host (tasks.dependencies.git_repo, tasks.dependencies.pull_requests); every step is safe to run twice (each starts from the base branch).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from prefect import get_run_logger, task
 
 from playground_ops.errors import ConfigError
 from playground_ops.settings import Project, Repository, load_settings
-from tasks import npm, python_deps
-from tasks.dependency_policy import (AuditOutcome, Outdated, direct_fixes, pypi_release_notes, release_notes_url,
+from tasks.dependencies import npm, python_deps
+from tasks.dependencies.policy import (AuditOutcome, Outdated, direct_fixes, pypi_release_notes, release_notes_url,
                                      split_majors)
-from tasks.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
-from tasks.pull_requests import GitHub, PullRequest, open_or_update
+from tasks.dependencies.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
+from tasks.dependencies.pull_requests import GitHub, PullRequest, open_or_update
 from tasks.retry import PermanentError, retrying
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground_ops.errors import ConfigError
-from tasks.perf_review import Thresholds, index_bloat
-from tasks.pg_queries import drop_index_sql, reindex_sql, vacuum_sql
+from tasks.database.review import Thresholds, index_bloat
+from tasks.database.queries import drop_index_sql, reindex_sql, vacuum_sql
 
 LEFTOVER = re.compile(r"_cc(new|old)\d*$")
 

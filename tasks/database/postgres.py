@@ -9,7 +9,7 @@ import psycopg
 from prefect import task
 from pydantic import SecretStr
 
-from tasks.probes import Probe
+from tasks.monitoring.probes import Probe
 from tasks.retry import retrying
 
 APPLICATION_NAME = "playground-ops"
@@ -252,7 +252,7 @@ def read_sections(database_url: SecretStr, queries: dict[str, str], statement_ti
     """Run each read-only query on its own; a section the role may not read is reported, not fatal, and a section
     blocked by someone's lock is read again without taking locks where a lock-free form exists.
     Returns {name: {"rows": [...]}} or {name: {"error": "..."}}."""
-    from tasks.pg_queries import FALLBACKS
+    from tasks.database.queries import FALLBACKS
 
     out: dict[str, dict] = {}
     with connect(database_url, autocommit=True, timeout=10) as conn:
@@ -354,7 +354,7 @@ def _drop_half_built(conn: psycopg.Connection, index: str) -> None:
 @task(**retrying(retries=2, backoff=2, timeout_seconds=60))
 def read_server_identity(database_url: SecretStr) -> dict:
     """Server version, the database connected to and, where the role may read it, the cluster's system identifier."""
-    from tasks.pg_queries import SERVER, SYSTEM_IDENTIFIER
+    from tasks.database.queries import SERVER, SYSTEM_IDENTIFIER
 
     identity = read_sections.fn(database_url, {"server": SERVER, "system": SYSTEM_IDENTIFIER})
     return {**identity["server"]["rows"][0], **(identity["system"].get("rows") or [{}])[0]}

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.report import markdown_table
+from tasks.reporting.report import markdown_table
 
 # semver, and the shorter and PEP 440 shapes Python packages use (3.6, 1.0rc1, 2.0.0.post1 is not a release bump)
 SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-?((?:a|b|rc|alpha|beta|dev|pre)[0-9.]*|(?<=-)[0-9A-Za-z.-]+))?"

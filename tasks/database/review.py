@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.report import Finding, Severity
+from tasks.reporting.report import Finding, Severity
 
 
 @dataclass

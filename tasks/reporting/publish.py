@@ -9,8 +9,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from playground_ops.runbook import RUN_STARTED
 from playground_ops.settings import load_settings
-from tasks.audit import append_report, open_store
-from tasks.report import Report, render_markdown
+from tasks.reporting.audit import append_report, open_store
+from tasks.reporting.report import Report, render_markdown
 from tasks.retry import retrying
 
 
@@ -55,7 +55,7 @@ def read_previous_report(runbook: str, target: str) -> dict | None:
     """The newest stored report of this runbook on this target (what this run compares against), or None."""
     import json
 
-    from tasks.audit import chain_head
+    from tasks.reporting.audit import chain_head
 
     settings = load_settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)

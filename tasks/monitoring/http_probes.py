@@ -8,7 +8,7 @@ import httpx
 from prefect import task
 
 from playground_ops.redact import redact
-from tasks.probes import Probe
+from tasks.monitoring.probes import Probe
 from tasks.retry import PermanentError, TRANSIENT_HTTP, TransientError, retrying
 
 
