@@ -81,7 +81,7 @@ def bare_pipeline(db: str, endpoint: str, with_hash: bool) -> float:
         def content_hashes() -> None:  # as the backup takes them: in an exported snapshot
             snapshot = postgres.Snapshot(f"{PG}/{db}")
             try:
-                snapshot.table_figures(list(snapshot.tables()))
+                snapshot.table_figures([r.name for r in snapshot.relations() if r.kind == "r"])
             finally:
                 snapshot.close()
         query = threading.Thread(target=content_hashes)

@@ -102,11 +102,19 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
     trigger = EventTrigger(
         expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"},
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{RUNBOOK_TAG}"},
+        # by the flow's name, so a runbook run outside a deployment (no tags) is notified too
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
         posture=Posture.Reactive, threshold=1)
     action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT, body=FAILURE_BODY)
     _upsert_automation(FAILURE_AUTOMATION, "Sends one notification for each playground-ops runbook run that fails, "
                                            "crashes or times out.", trigger, action, result)
+
+
+def runbook_names() -> list[str]:
+    """The flow names of every runbook in prefect.yaml (each deployment is named after its runbook's flow)."""
+    from deployments.catalog import load_catalog
+
+    return sorted(spec.flow_name for spec in load_catalog().values())
 
 
 def _upsert_automation(name: str, description: str, trigger, action, result: SetupResult) -> None:

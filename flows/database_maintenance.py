@@ -2,7 +2,6 @@
 
 from typing import Annotated
 
-from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
@@ -12,10 +11,11 @@ from tasks.database.review import Thresholds
 from tasks.database.queries import DATABASE_SIZE, INDEX_BLOAT, INDEXES, REINDEX_IN_PROGRESS, TABLES
 from tasks.database.postgres import read_sections, read_server_identity, run_maintenance_step
 from tasks.reporting.progress import show_progress, start_progress
+from tasks.reporting.notify import wait_for_approval
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.slots import DATABASE_HEAVY, hold_slots
-from tasks.targets import load_target
+from tasks.targets import load_ops_settings, load_target
 
 STATE = {"tables": TABLES, "database_size": DATABASE_SIZE, "indexes": INDEXES, "index_bloat": INDEX_BLOAT,
          "reindex_in_progress": REINDEX_IN_PROGRESS}
@@ -50,7 +50,9 @@ def database_maintenance(target: str | None = None, vacuum: bool = True, full: b
         if dry_run:
             report.summary = f"Dry run: {len(steps)} statements would run (listed in the plan)"
             return publish(report)
-        if full and not pause_flow_run(wait_for_input=FullVacuumApproval, timeout=3600).approve:
+        if full and not wait_for_approval(FullVacuumApproval, f"database-maintenance on {t.name} asks to run VACUUM FULL "
+                                          "(it locks each table while it rewrites it)", 3600,
+                                          load_ops_settings().notification_block).approve:
             report.add("warning", "VACUUM FULL was not approved; nothing was run")
             return publish(report)
         progress = start_progress(f"database-maintenance-{t.name}-progress", len(steps))

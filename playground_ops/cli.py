@@ -35,8 +35,51 @@ def bad_input_exits_2(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ConfigError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except Exception as exc:
+            unreachable = prefect_unreachable(exc)
+            if unreachable is None:
+                raise
+            typer.echo(f"error: {unreachable}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper
+
+
+def prefect_unreachable(exc: BaseException) -> str | None:
+    """One line naming PREFECT_API_URL when the exception is the Prefect API not answering, else None."""
+    import httpx
+
+    api = os.environ.get("PREFECT_API_URL") or _prefect_api_url()
+    for err in (exc, exc.__cause__, exc.__context__):
+        if isinstance(err, httpx.TransportError):
+            try:
+                url = str(err.request.url)
+            except RuntimeError:  # no request attached
+                url = ""
+            if not api or url.startswith(api.rstrip("/")) or not url:
+                return (f"PREFECT_API_URL: expected a reachable Prefect API (got {api or 'no URL set'}: "
+                        f"{type(err).__name__}); start one with `prefect server start` or set PREFECT_API_URL")
+    return None
+
+
+def _prefect_api_url() -> str | None:
+    try:
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value()
+    except Exception:
+        return None
+
+
+def with_prefect(fn: Callable[[], Any]) -> Any:
+    """Call fn, which talks to the Prefect API; an unreachable API is one line naming PREFECT_API_URL."""
+    try:
+        return fn()
+    except Exception as exc:
+        message = prefect_unreachable(exc)
+        if message is None:
+            raise
+        raise ConfigError("PREFECT_API_URL", message.split("expected ", 1)[1]) from None
 
 
 def _settings():
@@ -293,7 +336,11 @@ def sandbox_env() -> None:
 def audit_list(runbook: Optional[str] = typer.Option(None), target: Optional[str] = typer.Option(None)) -> None:
     """List stored reports, oldest first."""
     from tasks.reporting.audit import open_store
+    from tasks.store_keys import check_key
 
+    for option, value in (("--runbook", runbook), ("--target", target)):
+        if value is not None:
+            check_key(value, option, "<name>")
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     prefix = f"{runbook}/" + (f"{target}/" if target else "") if runbook else ""
@@ -308,10 +355,12 @@ def audit_show(key: str = typer.Argument(..., help="A key from `audit list`."),
                as_json: bool = typer.Option(False, "--json", help="The JSON instead of the Markdown.")) -> None:
     """Print one stored report."""
     from tasks.reporting.audit import open_store
+    from tasks.store_keys import check_key
 
+    base = key.removesuffix(".json").removesuffix(".md")
+    check_key(base, "key", "<runbook>/<target>/<YYYY-MM-DD>/<flow-run-id>[.json|.md]")
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
-    base = key.removesuffix(".json").removesuffix(".md")
     try:
         typer.echo(store.get(base + (".json" if as_json else ".md")).decode())
     except (FileNotFoundError, KeyError, Exception) as exc:
@@ -324,10 +373,16 @@ def audit_show(key: str = typer.Argument(..., help="A key from `audit list`."),
 @bad_input_exits_2
 def audit_verify() -> None:
     """Walk every report chain; name each report that was changed, removed or inserted (exit 1 if any)."""
-    from tasks.reporting.audit import open_store, verify_store
+    from tasks.reporting.audit import StoreUnreadable, open_store, verify_store
+    from tasks.reporting.publish import recorded_chain_heads
 
     settings = _settings()
-    checks = verify_store(open_store(settings.audit_location, settings.s3_endpoint_url))
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    try:
+        checks = verify_store(store, heads=with_prefect(lambda: recorded_chain_heads(store.url)))
+    except StoreUnreadable as exc:
+        typer.echo(f"error: OPS_AUDIT_URL: {exc}", err=True)
+        raise typer.Exit(2) from None
     problems = 0
     for check in checks:
         verdict = "ok" if not check.problems else f"{len(check.problems)} problem(s)"

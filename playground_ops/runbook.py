@@ -17,6 +17,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 RUN_STARTED: ContextVar[datetime | None] = ContextVar("RUN_STARTED", default=None)
+# What this run has published: `publish` appends to the list (the same object in every task's copied context).
+RUN_REPORTS: ContextVar[list | None] = ContextVar("RUN_REPORTS", default=None)
 
 
 class RunbookFailed(Exception):
@@ -43,19 +45,34 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             install_log_redaction()
-            RUN_STARTED.set(datetime.now(timezone.utc))
+            published: list = []
+            tokens = (RUN_STARTED.set(datetime.now(timezone.utc)), RUN_REPORTS.set(published))
             try:
                 return fn(*args, **kwargs)
             except FindingsFailRun as exc:
+                if not any(r.runbook == name for r in published):  # failing before its report: store one now
+                    _publish_failure(name, _target_of(fn, args, kwargs), exc)
                 raise RunbookFailed(redact(str(exc))) from None
             except Exception as exc:
-                target = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("target")
-                _publish_failure(name, target, exc)
+                _publish_failure(name, _target_of(fn, args, kwargs), exc)
                 raise RunbookFailed(f"{type(exc).__name__}: {redact(str(exc))}") from None
+            finally:  # a subflow's runbook gives its caller back the caller's own start time and reports
+                for var, token in zip((RUN_STARTED, RUN_REPORTS), tokens):
+                    try:
+                        var.reset(token)
+                    except ValueError:  # already in another context: nothing of the caller's to restore
+                        pass
 
         return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]
 
     return decorate
+
+
+def _target_of(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:
+    try:
+        return inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("target")
+    except TypeError:
+        return None
 
 
 def _publish_failure(runbook_name: str, target: str | None, exc: Exception) -> None:

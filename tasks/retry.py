@@ -21,7 +21,7 @@ class PermanentError(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Connection errors, timeouts, 429 and 5xx, psycopg.OperationalError and S3 throttling are transient."""
+    """Connection errors, timeouts, 429 and 5xx, PostgreSQL connection loss and S3 throttling are transient."""
     import psycopg
     import redis
 
@@ -33,8 +33,8 @@ def is_transient(exc: BaseException) -> bool:
         return exc.response.status_code in TRANSIENT_HTTP
     if isinstance(exc, (httpx.TransportError, TimeoutError, ConnectionError, socket.timeout)):
         return True
-    if isinstance(exc, psycopg.OperationalError):
-        return True
+    if isinstance(exc, psycopg.Error):
+        return postgres_error_is_transient(exc)
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return True
     try:
@@ -49,6 +49,24 @@ def is_transient(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - boto3 is a dependency
         pass
     return False
+
+
+# SQLSTATE classes that may pass by themselves: connection exceptions, insufficient resources, operator intervention
+# (admin or crash shutdown, cannot connect now), serialization failures and deadlocks. Not a query cancelled by a
+# statement timeout (57014), nor an object in the wrong state (55xxx, e.g. an unpopulated materialized view).
+TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+
+
+def postgres_error_is_transient(exc: BaseException) -> bool:
+    """A lost or refused connection (no SQLSTATE: the client's own error) or a transient SQLSTATE."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state.startswith(TRANSIENT_SQLSTATES)
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

@@ -202,3 +202,11 @@ def s3_endpoint():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     yield url
     process.terminate()
+
+
+def use_target(tmp_path, monkeypatch, name: str, database_url: str, redis_url: str, extra: str = "") -> None:
+    """Make a one-target targets file the configuration of this test."""
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  - name: {name}\n    health_url: http://127.0.0.1:1/health\n"
+                       f"    database_url: {database_url}\n    redis_url: {redis_url}\n{extra}")
+    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))

@@ -34,6 +34,7 @@ class ArchiveSummary:
     version: str
     compressed: bool
     table_data: dict[str, str] = field(default_factory=dict)  # "schema.table" -> its COPY statement
+    entries: set[tuple[str, str, str]] = field(default_factory=set)  # every TOC entry: (desc, schema, name)
 
 
 class _NeedMore(Exception):
@@ -139,4 +140,5 @@ class ArchiveReader:
         if not self.done:
             raise ArchiveFormatError("the archive ended before its table of contents was complete")
         data = {f"{e.namespace}.{e.tag}": e.copy_stmt for e in self._toc.values() if e.desc == "TABLE DATA"}
-        return ArchiveSummary(f"{self._version[0]}.{self._version[1]}", self.compressed, data)
+        entries = {(e.desc, e.namespace, e.tag) for e in self._toc.values()}
+        return ArchiveSummary(f"{self._version[0]}.{self._version[1]}", self.compressed, data, entries)

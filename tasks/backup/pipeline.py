@@ -11,19 +11,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from pydantic import SecretStr
 
 from playground_ops.settings import Settings, Target
 from tasks.backup import pg_tools
-from tasks.database import postgres
-from tasks.backup.policy import (BackupManifest, Rung, TableFigures, Verification, archive_key, check_versions,
-                                 group_backups, manifest_key)
-from tasks.backup.store import BackupStore, MiB, open_backup_store, part_size_for
 from tasks.backup.archive_reader import ArchiveReader
-from tasks.retry import PermanentError, TransientError, retrying
+from tasks.backup.policy import (BackupManifest, ExistingDatabase, Relation, RestorePlan, Rung, TableFigures,
+                                 Verification, archive_key, check_versions, group_backups, manifest_key,
+                                 missing_from_archive)
+from tasks.backup.store import BackupStore, MiB, open_backup_store, part_size_for
 from tasks.backup.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
+from tasks.database import postgres
+from tasks.retry import PermanentError, TransientError, is_transient, retrying
+from tasks.store_keys import check_key
 
 
 def backup_store(settings: Settings) -> BackupStore:
@@ -78,64 +81,84 @@ def _timed(fn, *args):
     return fn(*args), round(time.perf_counter() - t0, 3)
 
 
-def _through(chunks: Iterator[bytes], reader: ArchiveReader, progress: _Progress) -> Iterator[bytes]:
+def _through(chunks: Iterator[bytes], reader: ArchiveReader, progress: _Progress,
+             relations: list[Relation], large_objects: int) -> Iterator[bytes]:
+    """The dump's bytes, read for the archive's table of contents as they pass; at the end, before the store may
+    complete the object, the archive must carry data for every relation the snapshot has data in."""
     for chunk in chunks:
         reader.feed(chunk)
         progress.add(len(chunk))
         yield chunk
+    missing = missing_from_archive(relations, large_objects, reader.summary().entries)
+    if missing:
+        raise PermanentError(f"the archive has no data for {len(missing)} relation(s) of the snapshot: "
+                             + ", ".join(missing[:10]))
 
 
 @task(**retrying(retries=1, backoff=30, timeout_seconds=None))
 def dump_database_to_store(target: Target, settings: Settings, backup_id: str, versions: dict[str, Any],
                            compression_level: int = 1) -> BackupManifest:
-    """Export a snapshot, count every table in it, and stream pg_dump from that snapshot through zstd (and
-    encryption) into the store, hashing the stored bytes; the archive appears only once complete.
-    A retry starts a new snapshot and rewrites the same archive key, which has no manifest until the end."""
+    """Export a snapshot, count and hash every relation with data in it, and stream pg_dump from that snapshot through
+    zstd (and encryption) into the store, hashing the stored bytes; the archive appears only once complete and
+    checked, and a failure leaves nothing in the store. A retry starts a new snapshot and rewrites the same key."""
     started = datetime.now(timezone.utc)
     store = backup_store(settings)
     key_name = settings.backup_encryption_secret
     key = encryption_key(key_name)
     steps: dict[str, float] = {}
+    akey = archive_key(target.name, backup_id, key is not None)
     snapshot = postgres.Snapshot(target.database_url)
     try:
-        sizes = snapshot.tables()
+        relations = snapshot.relations()
+        large_objects = snapshot.large_objects()
+        # a materialized view's data is not in the archive: pg_restore refreshes it from the restored tables
+        with_data = [r for r in relations if r.has_data and r.kind == "r"]
+        sizes = {r.name: r.bytes for r in with_data} | ({postgres.LARGE_OBJECTS: 0} if large_objects else {})
+        sequences = snapshot.sequence_values([r.name for r in relations if r.kind == "S"])
         # counts and content hashes are read in the snapshot on a second core while pg_dump streams the same snapshot
         figures_pool = ThreadPoolExecutor(max_workers=1)
         figures_future = figures_pool.submit(_timed, snapshot.table_figures, list(sizes))
         reader, progress = ArchiveReader(), _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()))
-        raw = Hashed(_through(pg_tools.dump_stream(target.database_url, snapshot.id), reader, progress))
+        raw = Hashed(_through(pg_tools.dump_stream(target.database_url, snapshot.id), reader, progress, relations,
+                              large_objects), hash=False)  # zstd's frame checksum covers the raw bytes
         stored = compress(raw, level=compression_level, threads=1)
         if key is not None:
             stored = encrypt(stored, key)
         stored = Hashed(stored)
-        akey = archive_key(target.name, backup_id, key is not None)
         part = settings.backup_part_size_mib * MiB if settings.backup_part_size_mib else part_size_for(sum(sizes.values()))
         t0 = time.perf_counter()
         try:
             store.upload_stream(akey, stored, part_size=part)
+            steps["dump_compress_upload"] = round(time.perf_counter() - t0, 3)
+            progress.finish()
+            figures, steps["counts_and_hashes"] = figures_future.result()
         except pg_tools.PgToolFailed as exc:
             raise (TransientError if exc.transient else PermanentError)(str(exc)) from None
-        steps["dump_compress_upload"] = round(time.perf_counter() - t0, 3)
-        progress.finish()
-        figures, steps["counts_and_hashes"] = figures_future.result()
+        except psycopg.Error as exc:  # the snapshot's own queries: only a lost connection is worth another try
+            raise (TransientError if is_transient(exc) else PermanentError)(
+                f"{type(exc).__name__}: {str(exc).strip()}") from None
+        finally:
+            figures_pool.shutdown(wait=True)
+    except BaseException:
+        store.delete([akey])  # nothing half done that looks done: no archive without its manifest, no empty folder
+        raise
     finally:
-        figures_pool.shutdown(wait=True)
         snapshot.close()
-    summary = reader.summary()
-    tables = {}
-    for name, (rows, content, method) in figures.items():
-        if name not in summary.table_data:
-            raise PermanentError(f"table {name} is in the snapshot but the archive has no data for it")
-        tables[name] = TableFigures(rows=rows, content_hash=content, hash_method=method, bytes=sizes[name])
-    get_run_logger().info("Dumped %s tables, %.1f MiB raw, %.1f MiB stored", len(tables), raw.size / MiB,
-                          stored.size / MiB)
+    tables = {name: TableFigures(rows=rows, content_hash=content, hash_method=method, bytes=sizes[name])
+              for name, (rows, content, method) in figures.items()}
+    without_data = {r.name: ("materialized view, refreshed by pg_restore from the restored tables" if r.has_data
+                             else "unpopulated materialized view: no data to dump, never read")
+                    for r in relations if r.kind == "m"}
+    get_run_logger().info("Dumped %s relations with data, %.1f MiB raw, %.1f MiB stored", len(tables),
+                          raw.size / MiB, stored.size / MiB)
     return BackupManifest(
         backup_id=backup_id, target=target.name, database=target.database_name, archive_key=akey,
-        archive_bytes=stored.size, archive_sha256=stored.sha256, raw_bytes=raw.size, raw_sha256=raw.sha256,
+        archive_bytes=stored.size, archive_sha256=stored.sha256, raw_bytes=raw.size, raw_sha256=None,
         compression_level=compression_level, encrypted=key is not None, encryption_key=key_name if key else None,
         part_size=part, pg_dump_version=versions["pg_dump"], server_version=versions["server"],
-        archive_version=summary.version, snapshot_id=snapshot.id, snapshot_at=snapshot.taken_at, started_at=started,
-        finished_at=datetime.now(timezone.utc), steps_s=steps, tables=tables)
+        archive_version=reader.summary().version, snapshot_id=snapshot.id, snapshot_at=snapshot.taken_at,
+        started_at=started, finished_at=datetime.now(timezone.utc), steps_s=steps, tables=tables,
+        sequences=sequences, without_data=without_data)
 
 
 @task(**retrying(retries=3, timeout_seconds=120))
@@ -176,6 +199,8 @@ def find_backup(settings: Settings, target: str, backup_id: str | None, verified
                 ) -> tuple[BackupManifest | None, Rung]:
     """Rung 1: the manifest is present and well-formed (default: the newest backup, or newest verified)."""
     t0 = time.perf_counter()
+    if backup_id is not None:  # a user's key: checked against the layout before the store sees it
+        check_key(backup_id, "backup_id", "<target>-<UTC time>-<run id>")
     store = backup_store(settings)
     if backup_id is None:
         manifests, _ = list_backups.fn(settings, target)
@@ -200,7 +225,7 @@ def find_backup(settings: Settings, target: str, backup_id: str | None, verified
 def _archive_stream(store: BackupStore, manifest: BackupManifest, key: bytes | None) -> tuple[Hashed, Hashed]:
     stored = Hashed(store.download_stream(manifest.archive_key))
     data = decrypt(stored, key) if manifest.encrypted else stored
-    return stored, Hashed(decompress(data))
+    return stored, Hashed(decompress(data), hash=manifest.raw_sha256 is not None)
 
 
 def _drain(stored: Hashed, raw: Hashed) -> None:
@@ -224,9 +249,11 @@ def _judge(manifest: BackupManifest, stored: Hashed, raw: Hashed, error: Excepti
     rungs = [Rung(name="stored-object", ok=True, seconds=seconds, detail=f"{stored.size:,} bytes, sha256 matches")]
     if isinstance(error, IntegrityError) or (raw.size, raw.sha256) != (manifest.raw_bytes, manifest.raw_sha256):
         detail = str(error) if isinstance(error, IntegrityError) else (
-            f"decompressed to {raw.size:,} bytes, sha256 {raw.sha256[:16]}; expected {manifest.raw_bytes:,} bytes")
+            f"decompressed to {raw.size:,} bytes; expected {manifest.raw_bytes:,} bytes"
+            + ("" if raw.sha256 is None else f" (sha256 {raw.sha256[:16]})"))
         return [*rungs, Rung(name="decompression", ok=False, detail=detail)]
-    rungs.append(Rung(name="decompression", ok=True, detail=f"{manifest.raw_bytes:,} bytes, sha256 matches"))
+    checksum = "sha256 matches" if manifest.raw_sha256 else "zstd frame checksums verified"
+    rungs.append(Rung(name="decompression", ok=True, detail=f"{manifest.raw_bytes:,} bytes, {checksum}"))
     if consumer == ["archive-read"]:
         return [*rungs, Rung(name="archive-read", ok=error is None, seconds=seconds,
                              detail=str(error)[:1500] if error else "pg_restore read the whole archive")]
@@ -302,7 +329,12 @@ def check_tables(server: SecretStr, manifest: BackupManifest, database: str, wor
     wrong = [f"{name}: {rows} rows, hash {total} (manifest: {manifest.tables[name].rows} rows, "
              f"{manifest.tables[name].content_hash})" for name, (rows, total) in results.items()
              if (rows, total) != (manifest.tables[name].rows, manifest.tables[name].content_hash)]
-    detail = "; ".join(wrong) if wrong else f"{len(results)} tables: counts and hashes equal the manifest"
+    # pg_dump reads a sequence when it reaches it, which may be after the snapshot's read: never less, though
+    restored = postgres.restored_sequence_values(server, database, list(manifest.sequences))
+    wrong += [f"sequence {name}: {'missing' if value is None else value} (at the snapshot: {manifest.sequences[name]})"
+              for name, value in restored.items() if value is None or value < manifest.sequences[name]]
+    detail = "; ".join(wrong) if wrong else (f"{len(results)} tables: counts and hashes equal the manifest"
+                                             + (f"; {len(restored)} sequences restored" if restored else ""))
     return Rung(name="table-checks", ok=not wrong, seconds=round(time.perf_counter() - t0, 3), detail=detail[:2000])
 
 
@@ -336,14 +368,10 @@ def drop_scratch_database(server: SecretStr, database: str, run_id: str) -> bool
 
 
 @task(**retrying(retries=1, timeout_seconds=300))
-def swap_in_restored_database(server: SecretStr, restored: str, database: str, run_id: str, backup_id: str
-                              ) -> str | None:
-    """Give the restored database its final name; an existing one is kept under another name, unless it is a
-    scratch database, which is dropped."""
-    from tasks.backup.policy import is_scratch_database
-
-    return postgres.swap_in_database(server, restored, database, run_id, backup_id,
-                                     drop_replaced=is_scratch_database(database))
+def swap_in_restored_database(server: SecretStr, restored: str, plan: RestorePlan, run_id: str) -> str | None:
+    """Give the restored database its final name and label, as the plan says: an existing one is kept under another
+    name, unless playground-ops made it for scratch use, which is dropped."""
+    return postgres.swap_in_database(server, restored, plan.database, run_id, plan.label, drop_replaced=plan.drop_replaced)
 
 
 @task(**retrying(retries=3, timeout_seconds=600))
@@ -392,6 +420,6 @@ def record_verification(manifest: BackupManifest, rungs: list[Rung], mode: str, 
 
 
 @task(**retrying(retries=2, timeout_seconds=60))
-def database_present(server: SecretStr, name: str) -> bool:
-    """Whether a database of that name exists on the server."""
-    return postgres.database_exists(server, name)
+def inspect_database(server: SecretStr, name: str) -> ExistingDatabase | None:
+    """What the server says of a database a restore would replace (template, label), or None if there is none."""
+    return postgres.inspect_database(server, name)

@@ -47,7 +47,7 @@ class BackupManifest(BaseModel):
     archive_bytes: int
     archive_sha256: str
     raw_bytes: int
-    raw_sha256: str
+    raw_sha256: str | None = None   # older manifests; the raw dump is now covered by zstd's frame checksum
     compression: str = "zstd"
     compression_level: int = 1
     encrypted: bool = False
@@ -62,6 +62,8 @@ class BackupManifest(BaseModel):
     finished_at: datetime
     steps_s: dict[str, float] = Field(default_factory=dict)
     tables: dict[str, TableFigures]
+    sequences: dict[str, int] = Field(default_factory=dict)      # each sequence's value as the snapshot saw it
+    without_data: dict[str, str] = Field(default_factory=dict)  # relations pg_dump writes no data for, and why
     flow_run_id: str | None = None
     verifications: list[Verification] = Field(default_factory=list)
 
@@ -73,6 +75,34 @@ class BackupManifest(BaseModel):
     @property
     def ever_verified(self) -> bool:
         return any(v.ok for v in self.verifications)
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A relation pg_dump writes data for: r (table or partition), m (materialized view), S (sequence)."""
+    name: str          # format('%I.%I'): ready for SQL
+    schema: str        # as the catalog spells it: as the archive's table of contents does
+    relname: str
+    kind: str
+    has_data: bool     # false for an unpopulated materialized view: nothing to dump, and it must not be read
+    bytes: int = 0
+
+
+# what pg_dump writes for each kind's data (pg_dump.c: dumpTableData, refreshMatViewData, dumpSequenceData)
+ARCHIVE_DATA_ENTRY = {"r": "TABLE DATA", "m": "MATERIALIZED VIEW DATA", "S": "SEQUENCE SET"}
+LARGE_OBJECT_ENTRIES = {"BLOBS", "BLOB METADATA", "LARGE OBJECTS"}
+
+
+def missing_from_archive(relations: list[Relation], large_objects: int, entries: set[tuple[str, str, str]]) -> list[str]:
+    """What the snapshot has data for but the archive's table of contents does not carry; `entries` are the
+    archive's (desc, schema, name). Empty when they agree."""
+    missing = []
+    for r in relations:
+        if r.has_data and (ARCHIVE_DATA_ENTRY[r.kind], r.schema, r.relname) not in entries:
+            missing.append(f"{r.name} ({ARCHIVE_DATA_ENTRY[r.kind]})")
+    if large_objects and not any(desc in LARGE_OBJECT_ENTRIES for desc, _, _ in entries):
+        missing.append(f"{large_objects} large objects (BLOBS)")
+    return missing
 
 
 def backup_id_for(target: str, at: datetime, run_id: str) -> str:
@@ -184,9 +214,30 @@ def rung_rows(rungs: list[Rung], mode: str) -> list[dict[str, Any]]:
     return rows
 
 
-def is_scratch_database(name: str) -> bool:
-    """Scratch databases may be replaced without an operator's approval."""
+SYSTEM_DATABASES = {"postgres", "template0", "template1"}
+PLAIN_DATABASE = r"[a-z_][a-z0-9_]{0,62}"
+PLAIN_DATABASE_FORM = "a plain identifier: lowercase letters, digits and '_', starting with a letter or '_', at most 63"
+SCRATCH_LABEL = "playground-ops scratch"   # how a database this project made for scratch use is labelled
+
+
+def is_scratch_name(name: str) -> bool:
+    """A name that marks a database for scratch use (a restore there is labelled scratch)."""
     return name.endswith("_scratch") or name.startswith("scratch_") or name.startswith("ops_scratch_")
+
+
+def is_ours_to_drop(comment: str | None) -> bool:
+    """Only a database this project created for scratch use (its label says so) is dropped without approval;
+    a name alone never decides it."""
+    return bool(comment) and comment.startswith(SCRATCH_LABEL)
+
+
+@dataclass
+class ExistingDatabase:
+    """What the server says of a database a restore would replace."""
+    name: str
+    is_template: bool = False
+    allows_connections: bool = True
+    comment: str | None = None
 
 
 @dataclass
@@ -194,23 +245,38 @@ class RestorePlan:
     database: str
     exists: bool
     needs_approval: bool
+    drop_replaced: bool       # the replaced database is ours (labelled scratch): dropped; otherwise kept aside
+    label: str                # the label the restored database gets
     steps: list[str]
 
 
-def plan_restore(source: str, database: str, exists: bool, overwrite: bool, backup_id: str) -> RestorePlan:
-    """What a restore will do, or a ValueError before anything is changed: the source is never touched, and an
-    existing database is only replaced when asked (and, unless it is a scratch database, approved)."""
+def plan_restore(source: str, database: str, existing: ExistingDatabase | None, overwrite: bool, backup_id: str,
+                 run_id: str) -> RestorePlan:
+    """What a restore will do, or a ConfigError before anything is changed: never the source, a system or template
+    database, or a name that is not a plain identifier; an existing database is replaced only with overwrite=true,
+    and with an operator's approval unless this project made it for scratch use. The steps say exactly that."""
+    import re
+
     from playground_ops.errors import ConfigError
 
+    if not re.fullmatch(PLAIN_DATABASE, database):
+        raise ConfigError("database", PLAIN_DATABASE_FORM, got=database[:80])
     if database == source:
         raise ConfigError("database", f"a database other than the source {source!r} (a restore never touches it)")
-    if exists and not overwrite:
-        raise ConfigError("overwrite", f"true to replace the existing database {database!r}")
-    approval = exists and not is_scratch_database(database)
+    if database in SYSTEM_DATABASES or (existing is not None and existing.is_template):
+        raise ConfigError("database", "a database that is not a system or template database", got=database)
+    if existing is not None and not overwrite:
+        raise ConfigError("overwrite", f"true to replace the existing database {database!r}", got="false")
+    ours = existing is not None and is_ours_to_drop(existing.comment)
+    approval = existing is not None and not ours
+    label = (f"{SCRATCH_LABEL} restore by flow run {run_id} from backup {backup_id}" if is_scratch_name(database)
+             else f"restored by playground-ops flow run {run_id} from backup {backup_id}")
     steps = [f"restore backup {backup_id} into a new staging database",
              "check every table's row count and hash against the manifest"]
-    if exists:
-        steps.append(f"rename the existing {database} aside (kept, not dropped)"
-                     + (" after an operator approves in the Prefect UI" if approval else ""))
-    steps.append(f"rename the staging database to {database}")
-    return RestorePlan(database, exists, approval, steps)
+    if existing is not None and ours:
+        steps.append(f"drop the existing {database}: playground-ops made it for scratch use ({existing.comment!r})")
+    elif existing is not None:
+        steps.append(f"after an operator approves in the Prefect UI, end the sessions on {database} and rename it "
+                     f"aside as {database}_replaced_<UTC time> (kept, not dropped)")
+    steps.append(f"rename the staging database to {database}, labelled {label!r}")
+    return RestorePlan(database, existing is not None, approval, ours, label, steps)

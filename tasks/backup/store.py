@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from tasks.store_keys import check_relative
+
 MiB = 1024 * 1024
 MIN_PART = 16 * MiB
 MAX_PARTS = 10_000
@@ -52,7 +54,7 @@ class LocalBackupStore:
         self.url = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / key
+        return self.root / check_relative(key)
 
     def upload_stream(self, key: str, chunks: Iterable[bytes], part_size: int = MIN_PART) -> int:
         path = self._path(key)
@@ -113,8 +115,10 @@ class LocalBackupStore:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
             parent = self._path(key).parent
-            if parent.exists() and parent != self.root and not any(parent.iterdir()):
+            while parent != self.root and parent.is_relative_to(self.root) and parent.exists() \
+                    and not any(parent.iterdir()):  # no empty folder left behind, up to the store's root
                 parent.rmdir()
+                parent = parent.parent
 
     def incomplete_uploads(self, prefix: str) -> list[dict[str, Any]]:
         base = self._path(prefix)
@@ -145,6 +149,7 @@ class S3BackupStore:
             retries={"max_attempts": 6, "mode": "standard"}, connect_timeout=10, read_timeout=120))
 
     def _key(self, key: str) -> str:
+        check_relative(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _strip(self, full: str) -> str:

@@ -113,19 +113,22 @@ def decrypt(chunks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
 
 
 class Hashed:
-    """Pass chunks through while counting and hashing them (SHA-256)."""
+    """Pass chunks through while counting and hashing them (SHA-256); with hash=False only counting (where another
+    checksum already covers the bytes, such as zstd's frame checksum over the raw dump)."""
 
-    def __init__(self, chunks: Iterable[bytes]):
+    def __init__(self, chunks: Iterable[bytes], hash: bool = True):
         self._chunks = chunks
         self.size = 0
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if hash else None
 
     def __iter__(self) -> Iterator[bytes]:
+        sha = self._sha
         for chunk in self._chunks:
             self.size += len(chunk)
-            self._sha.update(chunk)
+            if sha is not None:
+                sha.update(chunk)
             yield chunk
 
     @property
-    def sha256(self) -> str:
-        return self._sha.hexdigest()
+    def sha256(self) -> str | None:
+        return self._sha.hexdigest() if self._sha is not None else None

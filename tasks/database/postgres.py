@@ -47,13 +47,21 @@ def server_major(database_url: SecretStr | str) -> tuple[int, str]:
     return num // 10000, text
 
 
-USER_TABLES = """
-SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_table_size(c.oid) AS bytes
+# Every relation pg_dump writes data for, as it decides (getTables/makeTableDataInfo): tables and partitions, materialized
+# views (data only when populated), sequences (their values); not views, foreign or partitioned parents (no data of their
+# own), temporary tables, or what an extension owns.
+DUMPED_RELATIONS = """
+SELECT format('%I.%I', n.nspname, c.relname) AS name, n.nspname, c.relname, c.relkind::text,
+       c.relkind <> 'm' OR c.relispopulated AS has_data, pg_table_size(c.oid) AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+WHERE c.relkind IN ('r', 'm', 'S') AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                             AND d.deptype = 'e')
 ORDER BY 1
 """
+LARGE_OBJECTS = "pg_catalog.pg_largeobject_metadata"  # the large objects' figures, kept beside the tables'
 
 
 class Snapshot:
@@ -69,19 +77,41 @@ class Snapshot:
         self.conn.execute(HASH_SESSION)
         self.id, self.taken_at = self.conn.execute("SELECT pg_export_snapshot(), now()").fetchone()
 
-    def tables(self) -> dict[str, int]:
-        """Every user table and its size in bytes, as of the snapshot."""
-        return {name: size for name, size in self.conn.execute(USER_TABLES).fetchall()}
+    def relations(self) -> list[Relation]:
+        """Every relation whose data pg_dump writes, as of the snapshot, with its kind and size."""
+        from tasks.backup.policy import Relation
+
+        return [Relation(name=name, schema=schema, relname=rel, kind=kind, has_data=has_data, bytes=size)
+                for name, schema, rel, kind, has_data, size in self.conn.execute(DUMPED_RELATIONS).fetchall()]
+
+    def large_objects(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()[0]
+
+    def sequence_values(self, names: list[str]) -> dict[str, int]:
+        """Each sequence's last value (a sequence is outside transactions: pg_dump reads it the same way)."""
+        return sequence_values(self.conn, names)
 
     def table_figures(self, tables: list[str]) -> dict[str, tuple[int, str, str]]:
         """Each table's row count and order-independent content hash, as of the snapshot."""
-        return {name: content_hash(self.conn, name) for name in tables}
+        return {name: content_hash(self.conn, name, "large_objects" if name == LARGE_OBJECTS else None)
+                for name in tables}
 
     def close(self) -> None:
         try:
             self.conn.rollback()
         finally:
             self.conn.close()
+
+
+def sequence_values(conn: psycopg.Connection, names: list[str]) -> dict[str, int]:
+    """last_value of each sequence, or its start value less one step when it was never called (as nextval sees it)."""
+    from psycopg import sql
+
+    out = {}
+    for name in names:  # names come from format('%I.%I')
+        value, called = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(sql.SQL(name))).fetchone()
+        out[name] = value if called else value - 1
+    return out
 
 
 HASH_SESSION = "SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3; SET TimeZone = 'UTC'"
@@ -116,6 +146,8 @@ def _row_hash_expression(conn: psycopg.Connection, table: str, method: str):
         return sql.SQL("hash_record_extended(t, 0)")
     if method == "hashtextextended":
         return sql.SQL("hashtextextended(t::text, 0)")
+    if method == "large_objects":  # t is pg_largeobject_metadata: each object's oid and content
+        return sql.SQL("hashtextextended(t.oid::text || ':' || md5(lo_get(t.oid)), 0)")
     terms = []
     # each column is hashed with its position as the seed, so equal values in two columns do not cancel out
     for position, (name, function, utc) in enumerate(conn.execute(COLUMN_HASHES, (table,)).fetchall(), start=1):
@@ -198,6 +230,21 @@ def table_content_hashes(database_url: SecretStr | str, database: str, methods: 
     return out
 
 
+def restored_sequence_values(database_url: SecretStr | str, database: str, names: list[str]) -> dict[str, int | None]:
+    """Each sequence's value in another database on the same server (a restored copy); None where it is missing."""
+    from psycopg.conninfo import make_conninfo
+
+    url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    out: dict[str, int | None] = {}
+    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=True, application_name=APPLICATION_NAME) as conn:
+        for name in names:
+            try:
+                out.update(sequence_values(conn, [name]))
+            except psycopg.errors.UndefinedTable:
+                out[name] = None
+    return out
+
+
 def run_queries(database_url: SecretStr | str, database: str, queries: dict[str, str]) -> dict[str, object]:
     """Run read-only queries (smoke checks) and return each first value."""
     from psycopg.conninfo import make_conninfo
@@ -213,31 +260,47 @@ def run_queries(database_url: SecretStr | str, database: str, queries: dict[str,
     return results
 
 
-def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, backup_id: str,
+def inspect_database(server: SecretStr | str, name: str):
+    """What the server says of a database (template or not, connections allowed, its label); None if absent."""
+    from tasks.backup.policy import ExistingDatabase
+
+    with connect(server) as conn:
+        row = conn.execute("SELECT datistemplate, datallowconn, shobj_description(oid, 'pg_database') "
+                           "FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return None if row is None else ExistingDatabase(name, is_template=row[0], allows_connections=row[1], comment=row[2])
+
+
+def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, label: str,
                      drop_replaced: bool = False) -> str | None:
-    """Rename `restored` (created by run_id) to `database`; an existing `database` is renamed aside and kept, or
-    dropped when `drop_replaced` (scratch databases only). Returns what became of the replaced one."""
+    """Rename `restored` (created by run_id) to `database` and label it; an existing `database` is renamed aside and
+    kept, or dropped when `drop_replaced` and its label (read again now) still says playground-ops made it for
+    scratch use. Returns what became of the replaced one."""
     from datetime import datetime, timezone
 
     from psycopg import sql
 
+    from tasks.backup.policy import is_ours_to_drop
+
     replaced = None
     with connect(server) as conn:
-        label = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
-                             (restored,)).fetchone()
-        if label is None or label[0] != SCRATCH_COMMENT.format(run_id=run_id):
+        label_row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                                 (restored,)).fetchone()
+        if label_row is None or label_row[0] != SCRATCH_COMMENT.format(run_id=run_id):
             raise PermissionError(f"refusing to rename {restored}: it was not created by run {run_id}")
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+        existing = conn.execute("SELECT datistemplate, shobj_description(oid, 'pg_database') FROM pg_database "
+                                "WHERE datname = %s", (database,)).fetchone()
+        if existing and existing[0]:
+            raise PermissionError(f"refusing to replace {database}: it is a template database")
+        if existing:
             replaced = f"{database}_replaced_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"[:63]
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
                          "AND pid <> pg_backend_pid()", (database,))
             conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(database), sql.Identifier(replaced)))
         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(restored), sql.Identifier(database)))
-        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-            sql.Identifier(database), sql.Literal(f"restored by playground-ops run {run_id} from backup {backup_id}")))
-        if replaced and drop_replaced:
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(database), sql.Literal(label)))
+        if replaced and drop_replaced and is_ours_to_drop(existing[1]):
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(replaced)))
-            return f"{database} (a scratch database: the replaced copy was dropped)"
+            return f"{database} (made by playground-ops for scratch use: the replaced copy was dropped)"
     return replaced
 
 

@@ -19,10 +19,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from playground_ops.errors import ConfigError
+from tasks.store_keys import check_relative
 
 
 class ObjectExists(Exception):
     """The store refuses to overwrite an object."""
+
+
+class StoreUnreadable(Exception):
+    """The store's location does not exist or cannot be read: an error, never an empty store."""
 
 
 class Store(Protocol):
@@ -32,6 +37,7 @@ class Store(Protocol):
     def get(self, key: str) -> bytes: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def link(self, key: str) -> str: ...
+    def check_readable(self) -> None: ...
 
 
 class LocalStore:
@@ -41,8 +47,11 @@ class LocalStore:
         self.root = Path(root).expanduser().resolve()
         self.url = str(self.root)
 
+    def _path(self, key: str) -> Path:
+        return self.root / check_relative(key)
+
     def put_new(self, key: str, data: bytes, content_type: str = "") -> None:
-        path = self.root / key
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         tmp.write_bytes(data)
@@ -55,16 +64,20 @@ class LocalStore:
         path.chmod(0o444)
 
     def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        return self._path(key).read_bytes()
 
     def list(self, prefix: str = "") -> list[str]:
-        base = self.root / prefix if prefix else self.root
+        base = self._path(prefix) if prefix else self.root
         if not base.exists():
             return []
         return sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
 
     def link(self, key: str) -> str:
-        return (self.root / key).as_uri()
+        return self._path(key).as_uri()
+
+    def check_readable(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
+            raise StoreUnreadable(f"the audit store {self.url} does not exist or cannot be read")
 
 
 class S3Store:
@@ -80,6 +93,7 @@ class S3Store:
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url)
 
     def _key(self, key: str) -> str:
+        check_relative(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_new(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
@@ -107,6 +121,14 @@ class S3Store:
 
     def link(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def check_readable(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnreadable(f"the audit store {self.url} cannot be read: {type(exc).__name__}") from None
 
 
 def open_store(url: str, endpoint_url: str | None = None) -> Store:
@@ -200,17 +222,46 @@ class ChainCheck:
     problems: list[ChainProblem] = field(default_factory=list)
 
 
-def verify_store(store: Store) -> list[ChainCheck]:
-    """Walk every chain and name each report that was changed, removed or inserted."""
+def head_variable(store_url: str, runbook: str, target: str) -> str:
+    """The Prefect Variable that holds a chain's head outside the store (one per store, runbook and target)."""
+    return f"audit-head-{hashlib.sha256(store_url.encode()).hexdigest()[:10]}-{runbook}-{target}"[:255].lower()
+
+
+def verify_store(store: Store, heads: list[dict[str, Any]] | None = None) -> list[ChainCheck]:
+    """Walk every chain and name each report that was changed, removed or inserted; with the chain heads recorded
+    outside the store (`heads`: runbook, target, key, sha256, sequence), a removed tail is named too.
+    A store location that does not exist or cannot be read is an error (StoreUnreadable), never an empty store."""
+    store.check_readable()
     chains: dict[tuple[str, str], list[str]] = {}
     for key in _json_keys(store, ""):
         parts = key.split("/")
         if len(parts) == 4:
             chains.setdefault((parts[0], parts[1]), []).append(key)
+    recorded = {(h["runbook"], h["target"]): h for h in heads or []}
     results = []
-    for (runbook, target), keys in sorted(chains.items()):
-        results.append(_verify_chain(store, runbook, target, keys))
+    for runbook, target in sorted(set(chains) | set(recorded)):
+        check = _verify_chain(store, runbook, target, chains.get((runbook, target), []))
+        if (runbook, target) in recorded:
+            check.problems += _tail_problems(store, recorded[(runbook, target)], chains.get((runbook, target), []))
+        results.append(check)
     return results
+
+
+def _tail_problems(store: Store, head: dict[str, Any], keys: list[str]) -> list[ChainProblem]:
+    """The head recorded outside the store must still be in it, unchanged: else the chain's tail was removed."""
+    if head["key"] not in keys:
+        sequences = []
+        for key in keys:
+            try:
+                sequences.append(json.loads(store.get(key))["chain"]["sequence"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        ends = f"the store's chain ends at sequence {max(sequences)}" if sequences else "the store holds none of it"
+        return [ChainProblem("removed", head["key"], f"the newest report (sequence {head['sequence']}, recorded "
+                                                     f"outside the store) is missing; {ends}")]
+    if sha256(store.get(head["key"])) != head["sha256"]:
+        return [ChainProblem("changed", head["key"], "the newest report differs from the hash recorded outside the store")]
+    return []
 
 
 def _verify_chain(store: Store, runbook: str, target: str, keys: list[str]) -> ChainCheck:

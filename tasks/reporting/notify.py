@@ -56,3 +56,17 @@ def emit_alert_fired(target: str, rule: str, severity: str, diagnostics: str | N
                          "playground-ops.severity": severity, "playground-ops.diagnostics": diagnostics or ""},
                related=related, payload={"value": value})
     return bool(related)
+
+
+def wait_for_approval(input_type: type, question: str, timeout_seconds: int, block_name: str):
+    """Pause this run for an operator's answer in the Prefect UI, after telling the operators where to give it.
+    Returns the answer (an instance of input_type); a timeout raises, so nothing is changed without one."""
+    from prefect.flow_runs import pause_flow_run
+
+    from playground_ops.runbook import run_link
+
+    link = run_link() or "the flow run's page in the Prefect UI"
+    send_notification(f"[APPROVAL NEEDED] {question}",
+                      f"{question}\nApprove or refuse within {timeout_seconds} s at {link} (Resume, then answer).",
+                      block_name)
+    return pause_flow_run(wait_for_input=input_type, timeout=timeout_seconds)

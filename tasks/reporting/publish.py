@@ -7,9 +7,11 @@ import re
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
-from playground_ops.runbook import RUN_STARTED
+from playground_ops.runbook import RUN_REPORTS, RUN_STARTED
 from playground_ops.settings import load_settings
-from tasks.reporting.audit import append_report, open_store
+from prefect.variables import Variable
+
+from tasks.reporting.audit import StoredReport, append_report, head_variable, open_store
 from tasks.reporting.report import Report, render_markdown
 from tasks.retry import retrying
 
@@ -37,6 +39,7 @@ def publish(report: Report) -> Report:
     report = report.redacted()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), report.flow_run_id)
+    record_chain_head(store.url, report.runbook, report.target, stored)
     report.stored_at = stored.link
     key = artifact_key(report.runbook, report.target)
     create_markdown_artifact(render_markdown(report), key=key,
@@ -47,7 +50,27 @@ def publish(report: Report) -> Report:
     create_link_artifact(stored.link, link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
                          key=artifact_key(key, "audit"), description="The report's copy in the audit store")
     get_run_logger().info("Report %s (%s) stored at %s", report.runbook, report.status.value, stored.link)
+    published = RUN_REPORTS.get()
+    if published is not None:
+        published.append(report)
     return report
+
+
+def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport) -> None:
+    """Keep the chain's head outside the store (a Prefect Variable), so `audit verify` notices a removed tail."""
+    Variable.set(head_variable(store_url, runbook, target), {
+        "store": store_url, "runbook": runbook, "target": target, "key": stored.key, "sha256": stored.sha256,
+        "sequence": stored.sequence}, overwrite=True)
+
+
+def recorded_chain_heads(store_url: str) -> list[dict]:
+    """Every chain head recorded for this store."""
+    from prefect import get_client
+
+    prefix = head_variable(store_url, "", "").rstrip("-")
+    with get_client(sync_client=True) as client:
+        return [v.value for v in client.read_variables() if v.name.startswith(prefix) and isinstance(v.value, dict)
+                and v.value.get("store") == store_url]
 
 
 @task(**retrying(retries=3, backoff=1, timeout_seconds=120))

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from sandbox import manager
+from tests.conftest import use_target
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +41,6 @@ def situations(ops):
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS perf_events, perf_seq CASCADE; DROP INDEX IF EXISTS perf_unused_idx, "
                      "perf_dup_idx, perf_redundant_idx, perf_invalid_idx")
-
-
-def use_target(tmp_path, monkeypatch, name: str, database_url: str, redis_url: str, extra: str = "") -> None:
-    """Make a one-target targets file the configuration of this test."""
-    targets = tmp_path / "targets.yaml"
-    targets.write_text(f"targets:\n  - name: {name}\n    health_url: http://127.0.0.1:1/health\n"
-                       f"    database_url: {database_url}\n    redis_url: {redis_url}\n{extra}")
-    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
 
 
 def messages(report) -> str:
