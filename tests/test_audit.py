@@ -85,7 +85,7 @@ def test_reports_are_never_overwritten_and_a_retried_store_does_not_chain_twice(
     assert len([k for k in store.list() if k.endswith(".json")]) == 2
 
 
-def test_verify_command_exits_1_naming_the_changed_report(tmp_path):
+def test_verify_command_exits_1_naming_the_changed_report(tmp_path, prefect_server):
     keys = store_reports(LocalStore(tmp_path), 3)
     ok = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
     assert ok.returncode == 0 and "health-check/prod: 3 reports, ok" in ok.stdout
@@ -113,3 +113,57 @@ def test_s3_store_encrypts_chains_and_never_overwrites(s3_endpoint):
     with pytest.raises(ObjectExists):
         store.put_new(keys[0], b"{}", "application/json")
     assert json.loads(store.get(keys[0]))["summary"] == "run 0"
+
+
+def test_verify_notices_the_newest_reports_removed(tmp_path, prefect_server):
+    """The chain's head is kept outside the store (a Prefect Variable), so removing the tail is noticed."""
+    from tasks.reporting.publish import record_chain_head
+
+    store = LocalStore(tmp_path)
+    for i in range(3):
+        report = Report(runbook="health-check", target="tail", summary=f"run {i}")
+        stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), f"tail-{i:03d}")
+        record_chain_head(store.url, "health-check", "tail", stored)
+    ok = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert ok.returncode == 0 and "health-check/tail: 3 reports, ok" in ok.stdout
+    for suffix in (".json", ".md", ".sha256"):  # the newest report, removed whole: the rest of the chain is intact
+        (tmp_path / stored.key.removesuffix(".json")).with_suffix(suffix).unlink()
+    assert problems(store) == []  # the store alone cannot tell
+    bad = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert bad.returncode == 1
+    assert (f"removed: {stored.key}: the newest report (sequence 3, recorded outside the store) is missing; "
+            "the store's chain ends at sequence 2") in bad.stdout
+
+
+def test_verify_of_a_location_that_does_not_exist_is_an_error_not_an_empty_store(tmp_path, prefect_server):
+    out = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path / "no-such-dir")})
+    assert out.returncode == 2 and "no reports stored yet" not in out.stdout
+    assert out.stderr.strip() == f"error: OPS_AUDIT_URL: the audit store {tmp_path / 'no-such-dir'} does not exist or cannot be read"
+
+
+@pytest.mark.parametrize("args", [["show", "../x"], ["show", "/etc/passwd"], ["show", "health-check/../../x/y"],
+                                  ["list", "--runbook", ".."], ["list", "--target", "a/b"]])
+def test_keys_that_would_leave_the_store_are_refused_in_one_line(tmp_path, args):
+    store_reports(LocalStore(tmp_path / "audit"), 1)
+    (tmp_path / "x.md").write_text("outside the store")
+    out = cli("audit", *args, env={"OPS_AUDIT_URL": str(tmp_path / "audit")})
+    assert out.returncode == 2 and "outside the store" not in out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1 and "expected a key of the form" in out.stderr
+
+
+def test_both_stores_refuse_a_key_outside_their_layout(tmp_path, s3_endpoint):
+    import boto3
+
+    from playground_ops.errors import ConfigError
+    from tasks.backup.store import open_backup_store
+    from tasks.reporting.audit import open_store
+
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket="ops-keys")
+    stores = [LocalStore(tmp_path), open_store("s3://ops-keys/reports", endpoint_url=s3_endpoint)]
+    for store in stores:
+        for key in ("../outside.json", "/abs/path.json", "a/./b.json", "a//b.json"):
+            with pytest.raises(ConfigError, match="a relative key inside the store"):
+                store.get(key)
+    for store in (open_backup_store(str(tmp_path / "b")), open_backup_store("s3://ops-keys/b", s3_endpoint)):
+        with pytest.raises(ConfigError, match="a relative key inside the store"):
+            store.get_json("../../etc/manifest.json")

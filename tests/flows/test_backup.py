@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import os
 import threading
 import time
@@ -314,7 +315,7 @@ def test_retention_never_deletes_without_a_verified_backup_and_keeps_the_newest(
     assert any(row["decision"] == "deleted" and row["backup_id"] == ids[0] for row in report.tables["decisions"])
 
 
-def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_approved(local_store, ops):
+def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_approved(local_store, ops, receiver):
     from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
@@ -341,6 +342,8 @@ def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_appro
             paused = next((r for r in runs if r.state and r.state.is_paused()), None)
             time.sleep(0.5)
     assert paused is not None, "the restore did not wait for an operator"
+    asked = receiver.wait_for("[APPROVAL NEEDED] restore-database on sandbox asks to replace the database reporting_copy")
+    assert asked and f"/runs/flow-run/{paused.id}" in asked[-1]["body"]  # operators are told where to answer
     with psycopg.connect(ops.sandbox_admin_url) as conn:  # nothing replaced while it waits
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'reporting_copy'").fetchone()
         assert not conn.execute("SELECT 1 FROM pg_database WHERE datname LIKE 'reporting_copy_replaced_%'").fetchone()
@@ -364,3 +367,88 @@ def test_pg_dump_older_than_the_server_is_refused_naming_both():
     assert check_versions(major, major) is None
     problem = check_versions(14, 16)
     assert "pg_dump 14 is older than the server's PostgreSQL 16" in problem
+
+
+@pytest.mark.parametrize("database, expected", [
+    ("postgres", "database: expected a database that is not a system or template database (got postgres)"),
+    ("template1", "database: expected a database that is not a system or template database (got template1)"),
+    ("ops_marked_template", "database: expected a database that is not a system or template database"),
+    ("x; DROP TABLE users", "database: expected a plain identifier: lowercase letters, digits and '_'"),
+    ("Prod", "database: expected a plain identifier"),
+])
+def test_restore_refuses_system_template_and_odd_databases_with_a_stored_report(local_store, ops, database, expected):
+    from flows.backup_database import backup_database
+    from flows.restore_database import restore_database
+    from tasks.reporting.publish import read_previous_report
+
+    if not newest_manifests()[0]:
+        backup_database(verify=True)
+    with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS ops_marked_template")
+        conn.execute("CREATE DATABASE ops_marked_template IS_TEMPLATE true")
+        before = conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall()
+    try:
+        with pytest.raises(Exception, match=re.escape(expected)):
+            restore_database(database=database, overwrite=True)
+        with psycopg.connect(ops.sandbox_admin_url) as conn:  # nothing created, renamed or dropped
+            assert conn.execute("SELECT datname FROM pg_database ORDER BY 1").fetchall() == before
+        stored = read_previous_report.fn("restore-database", "sandbox")
+        assert stored["status"] == "failed" and expected in json.dumps(stored)
+    finally:
+        with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+            conn.execute("ALTER DATABASE ops_marked_template IS_TEMPLATE false")
+            conn.execute("DROP DATABASE ops_marked_template")
+
+
+def test_restore_replaces_without_approval_only_what_playground_ops_made_for_scratch(local_store, ops):
+    from flows.backup_database import backup_database
+    from flows.restore_database import restore_database
+    from tasks.reporting.publish import read_previous_report
+
+    backup_database(verify=True)
+    with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS someones_scratch WITH (FORCE)")
+        conn.execute("DROP DATABASE IF EXISTS playground_sandbox_test_restore_scratch WITH (FORCE)")
+    first = restore_database()  # the default: <source>_restore_scratch, labelled as playground-ops' scratch
+    second = restore_database(overwrite=True)  # replaces it, no approval: its label says playground-ops made it
+    assert second.status.value == "ok"
+    steps = [row["step"] for row in second.tables["plan"]]
+    assert any("drop the existing playground_sandbox_test_restore_scratch: playground-ops made it" in s for s in steps)
+    assert any("replaced copy was dropped" in f.message for f in second.findings)  # the report says what the plan said
+    with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+        assert not conn.execute("SELECT 1 FROM pg_database WHERE datname LIKE '%restore_scratch_replaced%'").fetchone()
+        conn.execute("CREATE DATABASE someones_scratch")  # a scratch name, but not made by playground-ops
+    try:
+        plan_holder = {}
+        runner = threading.Thread(target=lambda: plan_holder.update(
+            report=restore_database(database="someones_scratch", overwrite=True, approval_timeout_seconds=60)))
+        runner.start()
+        runner.join(timeout=240)
+        assert "report" not in plan_holder  # it waited for an operator, then gave up: nothing approved it
+        stored = read_previous_report.fn("restore-database", "sandbox")
+        assert stored["status"] == "failed"
+        with psycopg.connect(ops.sandbox_admin_url) as conn:
+            assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'someones_scratch'").fetchone()
+            assert not conn.execute("SELECT 1 FROM pg_database WHERE datname LIKE 'someones_scratch_replaced%'").fetchone()
+    finally:
+        with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+            for name in ("someones_scratch", "playground_sandbox_test_restore_scratch"):
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ops_restore_%'").fetchall():
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert first.status.value == "ok"
+
+
+@pytest.mark.parametrize("backup_id", ["../../dir", "/etc", "sandbox/x", "no-such-backup"])
+def test_restore_of_a_backup_that_is_not_there_fails_with_a_stored_report(local_store, ops, backup_id):
+    from flows.restore_database import restore_database
+    from tasks.reporting.publish import read_previous_report
+
+    with pytest.raises(Exception) as raised:
+        restore_database(backup_id=backup_id)
+    stored = read_previous_report.fn("restore-database", "sandbox")
+    assert stored["status"] == "failed" and stored["flow_run_id"]
+    if backup_id == "no-such-backup":
+        assert "nothing to restore: no-such-backup: no manifest" in str(raised.value)
+    else:
+        assert "backup_id: expected a key of the form <target>-<UTC time>-<run id>" in str(raised.value)
