@@ -42,6 +42,44 @@ class DeploymentSpec:
     def parameter_names(self) -> list[str]:
         return list(inspect.signature(self.load_flow().fn).parameters)
 
+    def check_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """Each parameter checked against the runbook's own signature (type, range, allowed values) before any run is
+        created: a ConfigError naming the parameter, the expected form and the value."""
+        from pydantic import TypeAdapter, ValidationError
+
+        signature = inspect.signature(self.load_flow().fn)
+        checked = {}
+        for name, value in parameters.items():
+            annotation = signature.parameters[name].annotation
+            adapter = TypeAdapter(Any if annotation is inspect.Parameter.empty else annotation)
+            try:
+                checked[name] = adapter.validate_python(value)
+            except ValidationError:
+                raise ConfigError(f"parameter {name} of {self.name}", describe(adapter.json_schema()),
+                                  got=str(value)[:80]) from None
+        return parameters
+
+
+def describe(schema: dict[str, Any]) -> str:
+    """A JSON schema said as the form an operator types: 'a whole number from 1 to 19', 'true or false', ..."""
+    if "anyOf" in schema:
+        forms = [describe(s) for s in schema["anyOf"] if s.get("type") != "null"]
+        nullable = any(s.get("type") == "null" for s in schema["anyOf"])
+        return " or ".join(forms) + (" (or null for the default)" if nullable else "")
+    if "enum" in schema:
+        return "one of " + ", ".join(str(v) for v in schema["enum"])
+    kind = schema.get("type")
+    low, high = schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum", schema.get("exclusiveMaximum"))
+    noun = {"integer": "a whole number", "number": "a number", "boolean": "true or false", "string": "text",
+            "array": "a list, e.g. [a, b]", "object": "a mapping, e.g. {a: 1}"}.get(kind, "a value")
+    if low is not None and high is not None:
+        return f"{noun} from {low} to {high}"
+    if low is not None:
+        return f"{noun} of at least {low}"
+    if high is not None:
+        return f"{noun} of at most {high}"
+    return noun
+
 
 def load_catalog(path: Path = PREFECT_YAML) -> dict[str, DeploymentSpec]:
     data = yaml.safe_load(path.read_text())

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from playground_ops.runbook import run_link, runbook
+from playground_ops.runbook import run_link, runbook, scheduled_at, skipped
 from tasks.monitoring.alert_rules import evaluate
 from tasks.monitoring.health_assessment import assess_health
 from tasks.monitoring.http_probes import probe_health
@@ -20,6 +20,7 @@ from tasks.platform.render_platform import read_platform_usage
 from tasks.reporting.report import Report
 from tasks.monitoring.request_metrics import measure_requests
 from tasks.monitoring.run_state import read_run_state, write_run_state
+from tasks.slots import unless_running
 from tasks.targets import load_alert_rules, load_ops_settings, load_target
 
 
@@ -28,8 +29,16 @@ def health_check(target: str | None = None, window_minutes: Annotated[int, Field
     """Probe the service, its database and Redis at once, measure traffic and the platform's CPU and memory, and
     evaluate the alert rules: one notification when a rule fires, one when it resolves."""
     t = load_target(target)
+    with unless_running("health-check", t.name) as free:
+        if not free:
+            why = f"skipped: another health-check of {t.name} is still running"
+            return skipped(publish(Report(runbook="health-check", target=t.name, summary=why)), why)
+        return check_target(t, window_minutes, scheduled_at())
+
+
+def check_target(t, window_minutes: int, now: datetime) -> Report:
+    """The check itself, once this run holds the target's slot."""
     rules = load_alert_rules()
-    now = datetime.now(timezone.utc)
     probes = {"service": probe_health.submit(t.health_url), "database": probe_database.submit(t.database_url),
               "redis": probe_redis.submit(t.redis_url)}
     traffic = measure_requests.submit(t.database_url, t.app_schema, now - timedelta(minutes=window_minutes), now)

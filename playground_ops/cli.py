@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import typer
@@ -96,8 +97,12 @@ def _settings():
 def setup() -> None:
     """Create (idempotently) the work pool, concurrency limits, notification block and failure automation."""
     from deployments.setup import setup as run_setup
+    from playground_ops.settings import load_targets
 
-    result = run_setup(_settings())
+    settings = _settings()
+    load_targets(settings)
+    check_alert_rules()
+    result = with_prefect(lambda: run_setup(settings))
     for label, items in (("created", result.created), ("updated", result.updated),
                          ("unchanged", result.unchanged), ("skipped", result.skipped)):
         for item in items:
@@ -111,9 +116,11 @@ def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs
           ) -> None:
     """Run every deployment of prefect.yaml on its schedule, without a work pool, until Ctrl-C."""
     from deployments.serve import serve_all
+    from playground_ops.settings import load_targets
 
-    _settings()
-    serve_all(limit=limit, schedules=schedules)
+    load_targets(_settings())
+    check_alert_rules()
+    with_prefect(lambda: serve_all(limit=limit, schedules=schedules))
 
 
 def _parse_params(params: list[str], allowed: list[str], runbook: str) -> dict[str, Any]:
@@ -139,25 +146,53 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     from playground_ops.settings import load_targets
 
     spec = get_spec(runbook)
-    targets, default = load_targets(_settings())
+    settings = _settings()
+    targets, default = load_targets(settings)
+    check_alert_rules()
     if target is not None and target not in targets:
         raise ConfigError("--target", f"one of {', '.join(sorted(targets))}", got=target)
-    parameters = _parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook)
+    parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook))
     if target is not None:
         parameters["target"] = target
-    state, report = trigger_and_wait(spec.full_name, parameters, timeout)
-    typer.echo(f"{runbook} on {target or default}: {state}")
-    typer.echo(f"report: {report or '(none stored)'}")
-    if state != "Completed":
+    outcome = with_prefect(lambda: trigger_and_wait(spec.full_name, parameters, timeout))
+    typer.echo(f"{runbook} on {target or default}: {outcome.state}" + (f": {outcome.message}" if outcome.message else ""))
+    if not outcome.final:
+        typer.echo(f"still running after {timeout:g} s: the run goes on; watch it at {outcome.link}")
+        raise typer.Exit(1)
+    typer.echo(f"report: {outcome.report or '(none stored)'}")
+    if not outcome.completed:
         raise typer.Exit(1)
 
 
-def trigger_and_wait(full_name: str, parameters: dict[str, Any], timeout: float) -> tuple[str, str | None]:
-    """Run a deployment and wait; returns its final state name and the stored report's location."""
+def check_alert_rules() -> None:
+    """The alert rules file is read and checked before anything starts (a bad one is one line, exit 2)."""
+    from tasks.targets import load_alert_rules
+
+    load_alert_rules.fn()
+
+
+@dataclass
+class RunOutcome:
+    state: str            # the final state's name (Completed, Critical, Warning, Skipped, Failed, ...)
+    message: str | None   # why: the report's summary, or why it failed or was cancelled
+    completed: bool       # the run's state is of the Completed type (a Critical finding still completed)
+    final: bool           # False when waiting ran out: the run goes on
+    link: str
+    report: str | None
+
+
+def trigger_and_wait(full_name: str, parameters: dict[str, Any], timeout: float) -> RunOutcome:
+    """Run a deployment and wait; returns its final state, why, and the stored report's location."""
     from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_UI_URL
 
     flow_run = run_deployment(full_name, parameters=parameters, timeout=timeout, tags=["on-demand"])
-    return flow_run.state.name if flow_run.state else "Unknown", stored_report_for(str(flow_run.id))
+    state = flow_run.state
+    ui = (PREFECT_UI_URL.value() or os.environ.get("PREFECT_API_URL", "").removesuffix("/api")).rstrip("/")
+    final = state is not None and state.is_final()
+    return RunOutcome(state=state.name if state else "Unknown", message=state.message if state else None,
+                      completed=bool(state and state.is_completed()), final=final,
+                      link=f"{ui}/runs/flow-run/{flow_run.id}", report=stored_report_for(str(flow_run.id)) if final else None)
 
 
 def stored_report_for(flow_run_id: str) -> str | None:
@@ -213,10 +248,10 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
         rows, failed = [], False
         for spec in catalog.values():
             began = time.perf_counter()
-            state, report = trigger_and_wait(spec.full_name, {}, timeout=1800)
-            failed |= state != "Completed"
-            rows.append({"runbook": spec.name, "state": state, "duration_s": round(time.perf_counter() - began, 1),
-                         "report": report or ""})
+            outcome = trigger_and_wait(spec.full_name, {}, timeout=1800)
+            failed |= not outcome.completed
+            rows.append({"runbook": spec.name, "state": outcome.state,
+                         "duration_s": round(time.perf_counter() - began, 1), "report": outcome.report or ""})
         typer.echo(markdown_table(rows))
         ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
         typer.echo(f"\nPrefect UI: {ui}  (runs, artifacts and the audit links are there)")

@@ -48,7 +48,7 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
             published: list = []
             tokens = (RUN_STARTED.set(datetime.now(timezone.utc)), RUN_REPORTS.set(published))
             try:
-                return fn(*args, **kwargs)
+                return final_state(fn(*args, **kwargs))
             except FindingsFailRun as exc:
                 if not any(r.runbook == name for r in published):  # failing before its report: store one now
                     _publish_failure(name, _target_of(fn, args, kwargs), exc)
@@ -66,6 +66,41 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
         return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]
 
     return decorate
+
+
+def scheduled_at(interval_s: float = 300) -> datetime:
+    """The time this run counts as: its scheduled start (see alert_rules.check_time), or now."""
+    from prefect.runtime import flow_run
+
+    from tasks.monitoring.alert_rules import check_time
+
+    scheduled = flow_run.scheduled_start_time
+    if scheduled is not None and not isinstance(scheduled, datetime):
+        scheduled = datetime.fromisoformat(str(scheduled))
+    if scheduled is not None and scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=timezone.utc)
+    return check_time(scheduled, datetime.now(timezone.utc), interval_s)
+
+
+def final_state(result: Any) -> Any:
+    """What a run found, on its final state: a report that is `warning` or `critical` ends the run Completed under
+    that name, with the report's summary as the state's message, so the runs list shows it without opening it."""
+    from prefect.states import Completed, State
+
+    from tasks.reporting.report import Report
+
+    if isinstance(result, State) or not isinstance(result, Report):
+        return result
+    if result.status.value in ("warning", "critical"):
+        return Completed(name=result.status.value.title(), message=redact(result.summary or "")[:500], data=result)
+    return result
+
+
+def skipped(report: Any, why: str) -> Any:
+    """End a run that had nothing to do: Completed under the name Skipped, saying why."""
+    from prefect.states import Completed
+
+    return Completed(name="Skipped", message=redact(why)[:500], data=report)
 
 
 def _target_of(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:

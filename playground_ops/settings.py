@@ -16,7 +16,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import ConfigError, expected_form, shown_value, yaml_problem
 from playground_ops.redact import mask_url, register_secret
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -324,11 +324,11 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or source
     name = loc.upper() if source == "environment" else loc
-    message = err["msg"].removeprefix("Value error, ")
-    expected = message.split("expected ", 1)[1] if "expected " in message else EXPECTED.get(name, message)
-    if expected.endswith(")") and " (got " in expected:
-        expected = expected.rsplit(" (got ", 1)[0]
-    return ConfigError(name, expected)
+    own = "expected " in str(err.get("msg", ""))
+    expected = expected_form(err) if own or name not in EXPECTED else EXPECTED[name]
+    if err.get("type") == "extra_forbidden" and source != "environment":
+        return ConfigError(name, "only the fields this place takes (see the README)", got=f"unknown field {loc.split('.')[-1]!r}")
+    return ConfigError(name, expected, got=shown_value(name, err))
 
 
 def _resolve(value: Any, where: str) -> Any:
@@ -353,8 +353,10 @@ def _resolve(value: Any, where: str) -> Any:
 def _targets_from_file(path: Path) -> tuple[dict[str, Target], str]:
     try:
         data = yaml.safe_load(path.expanduser().read_text())
-    except (OSError, yaml.YAMLError):
-        raise ConfigError("OPS_TARGETS_FILE", EXPECTED["OPS_TARGETS_FILE"], got=str(path)) from None
+    except OSError as exc:
+        raise ConfigError("OPS_TARGETS_FILE", EXPECTED["OPS_TARGETS_FILE"], got=f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("OPS_TARGETS_FILE", "valid YAML", got=yaml_problem(exc, path)) from None
     if not isinstance(data, dict) or not isinstance(data.get("targets"), list) or not data["targets"]:
         raise ConfigError("OPS_TARGETS_FILE", EXPECTED["OPS_TARGETS_FILE"], got=str(path))
     targets: dict[str, Target] = {}
@@ -366,7 +368,7 @@ def _targets_from_file(path: Path) -> tuple[dict[str, Target], str]:
             target = Target(**_resolve(raw, where))
         except ValidationError as exc:
             err = _config_error(exc, source="file")
-            raise ConfigError(f"{where}.{err.name}", err.expected) from None
+            raise ConfigError(f"{where}.{err.name}", err.expected, got=err.got) from None
         if target.name in targets:
             raise ConfigError(where, "a target name used once", got=target.name)
         targets[target.name] = target
@@ -396,7 +398,7 @@ def _target_from_env(settings: Settings) -> Target:
                      "database_url": "DATABASE_URL", "redis_url": "REDIS_URL", "repository.url": "OPS_REPO_URL",
                      "repository.code_host.repository": "GITHUB_REPOSITORY",
                      "repository.code_host.api_url": "GITHUB_API_URL"}
-        raise ConfigError(env_names.get(err.name, err.name), err.expected) from None
+        raise ConfigError(env_names.get(err.name, err.name), err.expected, got=err.got) from None
 
 
 def _repository_from_env(settings: Settings) -> dict | None:

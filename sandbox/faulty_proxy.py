@@ -1,6 +1,7 @@
 """A fault-injecting HTTP proxy for the S3 stand-in: fails chosen requests the way a real store sometimes does.
 
-Rules name a request kind (`upload-part`, `put`, `get`, `any`), what to do (`500`, `503`, `reset`) and how often:
+Rules name a request kind (`upload-part`, `put`, `get`, `any`), what to do (`500`, `503`, `reset`, or `drip`: the
+upstream's answer sent one byte every `drip_seconds`, as a dying server or a slow link does) and how often:
 `skip` requests of that kind pass first, then `count` of them fail (-1: all). Used by the tests of the backup pipeline.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -35,6 +37,8 @@ class FaultyProxy:
         self.upstream = urlsplit(upstream)
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
+        self.drip_seconds = 2.0
+        self.abandoned = 0  # dripping answers the client gave up on
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +59,8 @@ class FaultyProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                if action == "drip":
+                    return self._drip(body)
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 headers["Host"] = proxy.upstream.netloc
@@ -69,6 +75,25 @@ class FaultyProxy:
                 self.end_headers()
                 self.wfile.write(data)
                 conn.close()
+
+            def _drip(self, body: bytes) -> None:
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)
+                conn.request(self.command, self.path, body=body, headers={"Host": proxy.upstream.netloc})
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                raw = (f"HTTP/1.1 {response.status} {response.reason}\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode() + data
+                self.close_connection = True
+                for i in range(len(raw)):  # until the client gives up (a closed socket) or every byte is out
+                    try:
+                        self.wfile.write(raw[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        with proxy.lock:
+                            proxy.abandoned += 1
+                        return
+                    time.sleep(proxy.drip_seconds)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

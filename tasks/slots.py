@@ -30,3 +30,45 @@ def hold_slots(names: list[str], wait_seconds: float, what: str) -> Iterator[Non
         yield
     finally:
         slots.__exit__(*sys.exc_info())
+
+
+def target_slot(runbook: str, target: str) -> str:
+    return f"playground-ops-{runbook}-{target}"[:255]
+
+
+def ensure_limit(name: str, limit: int = 1) -> None:
+    """Create the global concurrency limit if it is missing (a target added after `setup` gets its own too)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
+            except ObjectAlreadyExists:  # another run created it meanwhile
+                pass
+
+
+@contextmanager
+def unless_running(runbook: str, target: str) -> Iterator[bool]:
+    """Hold the runbook's slot for this target, if free: yields True when this run may go on, False when another
+    run of the same runbook on the same target holds it. Runs on other targets never wait for, or cancel, this one."""
+    import sys
+
+    from prefect.concurrency.sync import concurrency
+
+    name = target_slot(runbook, target)
+    ensure_limit(name)
+    slot = concurrency(name, occupy=1, timeout_seconds=2, strict=True)
+    try:
+        slot.__enter__()
+    except TimeoutError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        slot.__exit__(*sys.exc_info())

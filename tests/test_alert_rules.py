@@ -120,3 +120,32 @@ def test_thresholds_and_durations_come_from_the_file(tmp_path):
                     "severity: warning, summary: busy}\n")
     rules = load_rules(path)
     assert [row(r, "Busy")["state"] for r in run([{"cpu_pct": 60}], rules)] == ["firing"]
+
+
+def test_a_5_minute_rule_on_the_5_minute_schedule_fires_at_the_second_check_despite_start_drift():
+    """Fixed clocks: checks scheduled at 12:00 and 12:05 actually start at 12:00:00.06 and 12:05:00.00 (a run starts a
+    little after its schedule, by varying amounts). Timed by start, the error rate has held 299.94 s at the second
+    check and the rule stays pending a whole extra check; timed as Prometheus ticks, by the schedule, it fires."""
+    from tasks.monitoring.alert_rules import check_time
+
+    scheduled = [T0, T0 + timedelta(minutes=5)]
+    started = [T0 + timedelta(milliseconds=60), T0 + timedelta(minutes=5)]
+    by_start, by_schedule = {}, {}
+    for when_started, when_scheduled in zip(started, scheduled):
+        by_start = evaluate(GUIDE, {"error_rate_pct": 9.0}, by_start, when_started, "prod").state
+        by_schedule = evaluate(GUIDE, {"error_rate_pct": 9.0}, by_schedule,
+                               check_time(when_scheduled, when_started), "prod").state
+    assert by_start["HighErrorRate"]["state"] == "pending"
+    assert by_schedule["HighErrorRate"]["state"] == "firing"
+
+
+@pytest.mark.parametrize("scheduled, started, expected", [
+    (T0, T0 + timedelta(seconds=3), T0),                                         # a few seconds late: the schedule
+    (None, T0, T0),                                                              # run by hand: when it started
+    (T0 + timedelta(minutes=1), T0, T0),                                         # scheduled in the future: started
+    (T0 - timedelta(minutes=30), T0, T0),                                        # far behind its schedule: started
+])
+def test_check_time_is_the_schedule_only_when_it_is_recent(scheduled, started, expected):
+    from tasks.monitoring.alert_rules import check_time
+
+    assert check_time(scheduled, started) == expected

@@ -75,3 +75,64 @@ def test_every_command_has_help():
                  ["sandbox", "--help"], ["sandbox", "seed", "--help"], ["audit", "verify", "--help"]):
         result = cli(*args)
         assert result.returncode == 0 and "Usage" in result.stdout, args
+
+
+@pytest.mark.parametrize("param, expected", [
+    ("keep_days=abc", "parameter keep_days of backup-database: expected a whole number from 1 to 3650 (got abc)"),
+    ("compression_level=99", "parameter compression_level of backup-database: expected a whole number from 1 to 19 (got 99)"),
+    ("verify=perhaps", "parameter verify of backup-database: expected true or false (got perhaps)"),
+])
+def test_parameters_are_checked_against_the_runbook_before_any_run_is_created(param, expected):
+    line = one_line_error(cli("run", "backup-database", "--param", param, env=SANDBOX_ENV))
+    assert line == f"error: {expected}"
+
+
+def test_jobs_out_of_range_is_one_line():
+    line = one_line_error(cli("run", "verify-backup", "--param", "jobs=0", env=SANDBOX_ENV))
+    assert "parameter jobs of verify-backup: expected a whole number from 1 to" in line and "(got 0)" in line
+
+
+def test_an_unreachable_prefect_api_is_named():
+    for args in (["run", "health-check"], ["setup"], ["audit", "verify"]):
+        line = one_line_error(cli(*args, env={**SANDBOX_ENV, "PREFECT_API_URL": "http://127.0.0.1:9/api"}))
+        assert line.startswith("error: PREFECT_API_URL: expected a reachable Prefect API (got http://127.0.0.1:9/api"), args
+
+
+@pytest.mark.parametrize("command", [["run", "health-check"], ["setup"], ["serve"]])
+def test_a_malformed_alert_rules_file_is_refused_before_anything_starts(tmp_path, command):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: HighCpu\n    metric: cpu_pct\n    op: '>'\n    threshold: lots\n"
+                     "    severity: critical\n")
+    line = one_line_error(cli(*command, env={**SANDBOX_ENV, "OPS_ALERT_RULES_FILE": str(rules),
+                                             "PREFECT_API_URL": "http://127.0.0.1:9/api"}))
+    assert f"{rules}: rules[0] (HighCpu).threshold: expected a number (got lots)" in line
+
+
+def test_yaml_errors_name_the_file_line_and_column(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: HighCpu\n    metric: [cpu_pct\n")
+    line = one_line_error(cli("run", "health-check", env={**SANDBOX_ENV, "OPS_ALERT_RULES_FILE": str(rules)}))
+    assert f"OPS_ALERT_RULES_FILE: expected valid YAML (got {rules}, line 4, column 1:" in line
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  - name: prod\n     health_url: x\n")
+    line = one_line_error(cli("run", "health-check", env={"OPS_TARGETS_FILE": str(targets)}))
+    assert f"OPS_TARGETS_FILE: expected valid YAML (got {targets}, line 3, column" in line
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"OPS_SANDBOX_PORT": "abc"}, "error: OPS_SANDBOX_PORT: expected a whole number (got abc)"),
+    ({"OPS_SANDBOX_REDIS_DB": "99"}, "error: OPS_SANDBOX_REDIS_DB: expected a value of at most 15 (got 99)"),
+])
+def test_error_texts_never_carry_the_validation_librarys_wording(env, expected):
+    line = one_line_error(cli("run", "health-check", env={**SANDBOX_ENV, **env}))
+    assert line == expected
+    assert "Input should be" not in line
+
+
+def test_an_unknown_field_in_a_targets_file_is_named(tmp_path):
+    f = tmp_path / "targets.yaml"
+    f.write_text("targets:\n  - name: prod\n    health_url: https://x/health\n    database_url: postgresql://h/db\n"
+                 "    redis_url: redis://h:6379/0\n    helth_url: typo\n")
+    line = one_line_error(cli("run", "health-check", env={"OPS_TARGETS_FILE": str(f)}))
+    assert "targets[0] (prod).helth_url: expected only the fields this place takes" in line
+    assert "Extra inputs" not in line

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import ConfigError, expected_form, shown_value, yaml_problem
 from playground_ops.settings import require_match
 
 DEFAULT_RULES = Path(__file__).resolve().parents[2] / "alert_rules.yaml"
@@ -130,9 +130,11 @@ def load_rules(path: Path | None = None) -> RuleFile:
     path = path or DEFAULT_RULES
     try:
         data = yaml.safe_load(Path(path).expanduser().read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ConfigError("OPS_ALERT_RULES_FILE", "a readable YAML file with a 'rules:' list",
-                          got=f"{path}: {type(exc).__name__}") from None
+                          got=f"{path}: {exc.strerror or type(exc).__name__}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError("OPS_ALERT_RULES_FILE", "valid YAML", got=yaml_problem(exc, path)) from None
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list) or not data["rules"]:
         raise ConfigError("OPS_ALERT_RULES_FILE", "a YAML mapping with a non-empty 'rules:' list", got=str(path))
     try:
@@ -147,9 +149,7 @@ def load_rules(path: Path | None = None) -> RuleFile:
             where = f"rules[{index}]" + (f" ({name})" if name else "") + "".join(f".{p}" for p in loc[2:])
         elif loc:
             where = ".".join(str(p) for p in loc)
-        message = err["msg"].removeprefix("Value error, ")
-        expected = message.split("expected ", 1)[1] if "expected " in message else message
-        raise ConfigError(f"{path}: {where}", expected) from None
+        raise ConfigError(f"{path}: {where}", expected_form(err), got=shown_value(where, err)) from None
 
 
 @dataclass
@@ -176,6 +176,15 @@ def _human(seconds: float | None) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def check_time(scheduled: datetime | None, started: datetime, interval_s: float = 300) -> datetime:
+    """The time a check counts as, as Prometheus' evaluation ticks do: its scheduled time, when it has one that is
+    not in the future and at most one interval old (a run starts a few seconds after its schedule, and that drift
+    must not make a 5-minute rule on a 5-minute schedule wait a whole extra check); else when it started."""
+    if scheduled is not None and timedelta(0) <= started - scheduled <= timedelta(seconds=interval_s):
+        return scheduled
+    return started
 
 
 def evaluate(rules: RuleFile, values: dict[str, float | None], previous: dict[str, dict[str, Any]], now: datetime,

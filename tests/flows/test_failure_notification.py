@@ -45,3 +45,26 @@ def test_run_command_triggers_waits_and_prints_state_and_report(served):
     assert result.returncode == 0, result.stderr
     assert "health-check on sandbox: Completed" in result.stdout
     assert "report: file://" in result.stdout
+
+
+def test_a_runbook_run_outside_any_deployment_is_notified_too(ops, receiver):
+    """No deployment, no tags: the automation matches runbooks by their flow's name."""
+    import pytest
+
+    from flows.health_check import health_check
+
+    with pytest.raises(Exception):
+        health_check(target="by-hand-ghost")
+    got = receiver.wait_for("by-hand-ghost", timeout=90)
+    assert len(got) == 1 and "Deployment: (run by hand)" in got[0]["body"]
+
+
+def test_run_prints_why_a_run_failed_and_where_to_watch_one_still_running(served):
+    failed = cli("run", "restore-database", "--param", "backup_id=no-such-backup")
+    assert failed.returncode == 1
+    assert ("restore-database on sandbox: Failed: " in failed.stdout
+            and "nothing to restore: no-such-backup: no manifest" in failed.stdout), failed.stdout
+    waiting = cli("run", "health-check", "--timeout", "0")
+    assert waiting.returncode == 1
+    assert "still running after 0 s: the run goes on; watch it at http://" in waiting.stdout
+    assert "/runs/flow-run/" in waiting.stdout

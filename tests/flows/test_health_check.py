@@ -106,3 +106,46 @@ def test_no_secret_in_logs_artifacts_or_stored_reports(fresh_state):
         assert SANDBOX_DB_PASSWORD not in text
         assert WEBHOOK_TOKEN not in text
     assert Artifact.get("health-check-sandbox") is not None
+
+
+def test_a_server_dripping_its_answer_is_a_timed_out_probe_counted_in_the_streak(fresh_state, monkeypatch):
+    """A health endpoint that sends one byte every 2 s would keep a per-read timeout alive for minutes: the probe's
+    total deadline ends it, the report is stored, the failure streak counts, and the probe hangs up."""
+    from sandbox.faulty_proxy import FaultyProxy
+
+    proxy = FaultyProxy(f"http://127.0.0.1:{fresh_state.sandbox_port}")
+    proxy.inject("get", "drip", count=-1)
+    monkeypatch.setenv("HEALTH_URL", f"{proxy.url}/health")
+    try:
+        first, second = run_check(), run_check()
+    finally:
+        proxy.close()
+    service = next(row for row in first.tables["probes"] if row["component"] == "service")
+    assert not service["ok"] and "no complete answer within the probe's 5 s deadline" in json.dumps(service)
+    assert first.status.value == "warning" and first.stored_at
+    assert second.status.value == "critical" and any("failed 2 consecutive checks" in f.message for f in second.findings)
+    assert proxy.abandoned >= 2  # each attempt hung up on the dripping server: nothing left reading it
+
+
+def test_checks_of_different_targets_run_side_by_side_and_a_second_check_of_one_target_is_skipped(
+        fresh_state, tmp_path, monkeypatch):
+    from prefect.client.schemas.objects import FlowRun
+    from prefect import get_client
+
+    from flows.health_check import health_check
+    from tasks.slots import unless_running
+
+    env = {k: v for k, v in __import__("os").environ.items()}
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("default: sandbox\ntargets:\n" + "".join(
+        f"  - name: {name}\n    environment: sandbox\n    health_url: {env['HEALTH_URL']}\n"
+        f"    database_url: {{env: DATABASE_URL}}\n    redis_url: {{env: REDIS_URL}}\n" for name in ("sandbox", "other")))
+    monkeypatch.setenv("OPS_TARGETS_FILE", str(targets))
+    with unless_running("health-check", "sandbox") as free:  # a check of sandbox is under way
+        assert free
+        skipped_state = health_check(target="sandbox", return_state=True)
+        other = health_check(target="other")
+    assert skipped_state.is_completed() and skipped_state.name == "Skipped"
+    assert skipped_state.message == "skipped: another health-check of sandbox is still running"
+    assert other.status.value == "ok"  # the other target's check was neither cancelled nor skipped
+    assert health_check(target="sandbox").status.value == "ok"  # the slot is free again once the first check ends
