@@ -44,7 +44,7 @@ def performance_review(target: str | None = None,
                                               previous.get("statements_reset"), limits))
     review.merge(index_review(sections["indexes"].get("rows"), sections["tables"].get("rows"), statements, limits))
     review.merge(health_review(sections, limits)).merge(growth_review(sections, previous))
-    review.merge(redis_review(info, slowlog, previous.get("redis"), limits)).merge(unreadable(sections))
+    review.merge(redis_review(info, slowlog, previous.get("redis"), limits)).merge(unreadable(sections, available))
     candidates = {c["queryid"]: c["query"] for c in review.keep.pop("explain_candidates", [])[:explain_top]}
     plans = explain_statements(t.database_url, candidates) if candidates else {}
     review.tables["plans"] = [{"queryid": q, "query": candidates[q][:300], "plan": p} for q, p in plans.items()]

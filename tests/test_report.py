@@ -38,3 +38,13 @@ def test_passwords_in_urls_are_masked_and_registered_secrets_blanked():
     report = Report(runbook="x", target="y")
     report.add("critical", "failed with tok-ABCDEF-123")
     assert "tok-ABCDEF-123" not in report.redacted().model_dump_json()
+
+
+def test_byte_counts_are_humanized_beside_the_raw_number():
+    from tasks.reporting.report import Report, render_markdown
+
+    report = Report(runbook="backup-database", target="prod", figures={"raw_bytes": 2_254_857_830, "tables": 7},
+                    tables={"sizes": [{"table": "requests", "total_bytes": 1536, "rows": 2048}]})
+    text = render_markdown(report)
+    assert "| raw_bytes | 2,254,857,830 (2.1 GiB) |" in text
+    assert "| requests | 1,536 (1.5 KiB) | 2048 |" in text

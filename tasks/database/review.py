@@ -60,14 +60,18 @@ PRELOAD_HELP = ("add pg_stat_statements to shared_preload_libraries (and compute
                 "then CREATE EXTENSION pg_stat_statements in this database")
 
 
-def unreadable(sections: dict[str, dict]) -> Section:
-    """Name every section the role could not read, and what would let it."""
+def unreadable(sections: dict[str, dict], available: dict | None = None) -> Section:
+    """Name every section that could not be read, and what would let it: a missing privilege asks for pg_monitor;
+    pg_stat_statements' own sections are left out when the extension is not there (its finding says so)."""
     out = Section()
+    extension_missing = bool(available) and not (available.get("preloaded") and available.get("installed"))
     for name, result in sections.items():
-        if "error" in result:
-            out.add("warning", f"could not read {name.replace('_', ' ')}: {result['error']}",
-                    next_step="GRANT pg_monitor (or pg_read_all_stats) to the role playground-ops connects as",
-                    section=name)
+        if "error" not in result or (extension_missing and name.startswith("statements")):
+            continue
+        privilege = result["error"].startswith("InsufficientPrivilege")
+        out.add("warning", f"could not read {name.replace('_', ' ')}: {result['error']}",
+                next_step="GRANT pg_monitor (or pg_read_all_stats) to the role playground-ops connects as" if privilege
+                else "see the error: this section is read again at the next review", section=name)
     return out
 
 

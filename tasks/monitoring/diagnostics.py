@@ -179,3 +179,22 @@ def error_totals(endpoints: list[dict]) -> dict[str, int]:
     """Requests and errors of the last 24 hours over every endpoint."""
     return {"requests_24h": sum(e["requests_24h"] for e in endpoints),
             "errors_24h": sum(e["errors_24h"] for e in endpoints)}
+
+
+def slowlog_row(entry: dict) -> dict:
+    """One SLOWLOG entry as an operator reads it: the command as text with its key, the other arguments (which may
+    hold data) masked; the start time in ISO; the duration in microseconds."""
+    from datetime import datetime, timezone
+
+    raw = entry.get("command", b"")
+    if isinstance(raw, (list, tuple)):
+        parts = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in raw]
+    else:
+        parts = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)).split()
+    shown = [p[:60] for p in parts[:2]]
+    if len(parts) > 2:
+        shown.append(f"… ({len(parts) - 2} more argument{'s' if len(parts) > 3 else ''}, masked)")
+    started = entry.get("start_time")
+    return {"id": entry.get("id"), "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")
+            if isinstance(started, (int, float)) else started, "duration_us": entry.get("duration"),
+            "command": " ".join(shown), "client": entry.get("client_address", "") or ""}

@@ -8,6 +8,7 @@ import redis
 from prefect import task
 from pydantic import SecretStr
 
+from tasks.monitoring.diagnostics import slowlog_row
 from tasks.monitoring.probes import Probe
 from tasks.retry import retrying
 
@@ -35,16 +36,26 @@ def probe_redis(redis_url: SecretStr) -> Probe:
     return Probe(component="redis", ok=True, latency_ms=latency, details=details)
 
 
+def read_slowlog(client: redis.Redis, entries: int) -> list[dict]:
+    """SLOWLOG GET with each command's arguments kept apart (redis-py joins them with spaces, which loses where one
+    argument ends once Redis has shortened a long one)."""
+    raw = redis.Redis(connection_pool=client.connection_pool)
+    raw.set_response_callback("SLOWLOG GET", lambda response, **options: response)
+    out = []
+    for entry in raw.execute_command("SLOWLOG GET", entries):
+        out.append({"id": entry[0], "start_time": entry[1], "duration": entry[2], "command": list(entry[3]),
+                    "client_address": (entry[4].decode("utf-8", "replace") if len(entry) > 4 and
+                                       isinstance(entry[4], bytes) else "")})
+    return out
+
+
 @task(**retrying(retries=2, backoff=1, timeout_seconds=60))
 def read_redis_review(redis_url: SecretStr, slowlog_entries: int = 10) -> tuple[dict, list[dict]]:
     """INFO (every section) and the SLOWLOG's newest entries."""
     client = connect(redis_url)
     try:
         info = client.info("everything")
-        slowlog = [{"id": e["id"], "start_time": e["start_time"], "duration_us": e["duration"],
-                    "command": (e["command"] if isinstance(e["command"], str) else " ".join(map(str, e["command"])))[:200],
-                    "client": e.get("client_address", "")}
-                   for e in client.slowlog_get(slowlog_entries)]
+        slowlog = [slowlog_row(e) for e in read_slowlog(client, slowlog_entries)]
     finally:
         client.close()
     return info, slowlog

@@ -94,13 +94,30 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def humanize_bytes(n: int | float) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TiB"
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A byte count humanized beside its raw number (columns and figures named *bytes)."""
+    if name.endswith("bytes") and isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1024:
+        return f"{value:,} ({humanize_bytes(value)})" if isinstance(value, int) else f"{value:,.0f} ({humanize_bytes(value)})"
+    return value
+
+
 def markdown_table(rows: list[dict[str, Any]], limit: int = 50) -> str:
     """A Markdown table of rows (the union of their keys as columns), at most `limit` rows."""
     if not rows:
         return "_none_"
     columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows[:limit]]
+    lines += ["| " + " | ".join(_cell(_shown(c, row.get(c))) for c in columns) + " |" for row in rows[:limit]]
     if len(rows) > limit:
         lines.append(f"\n_{len(rows) - limit} more rows in the stored report_")
     return "\n".join(lines)
@@ -129,7 +146,7 @@ def render_markdown(report: Report) -> str:
                 lines.append(f"  - next step: {f.next_step}")
         lines.append("")
     if report.figures:
-        lines += ["## Figures", "", markdown_table([{"figure": k, "value": v} for k, v in report.figures.items()]), ""]
+        lines += ["## Figures", "", markdown_table([{"figure": k, "value": _shown(k, v)} for k, v in report.figures.items()]), ""]
     for name, rows in report.tables.items():
         lines += [f"## {name.replace('_', ' ').capitalize()}", "", markdown_table(rows), ""]
     for name, text in report.documents.items():

@@ -119,7 +119,7 @@ def test_redis_diagnosis_reads_ping_memory_clients_and_slowlog(sandbox):
     before = client.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
     client.config_set("slowlog-log-slower-than", 0)  # every command is "slow": the SLOWLOG fills
     try:
-        client.set("diag:key", "x" * 1000)
+        client.set("diag:key", "card-4111111111111111-" + "x" * 1000)
         client.get("diag:key")
         report = diagnose_redis()
     finally:
@@ -129,6 +129,10 @@ def test_redis_diagnosis_reads_ping_memory_clients_and_slowlog(sandbox):
     fields = {r["field"] for r in report.tables["memory_and_clients"]}
     assert {"used_memory", "connected_clients", "maxmemory"} <= fields
     assert report.tables["slowlog"] and "Optimize Usage" in solutions(report)
+    set_row = next(r for r in report.tables["slowlog"] if r["command"].startswith("SET diag:key"))
+    assert set_row["command"] == "SET diag:key … (1 more argument, masked)"  # text, and the value never shown
+    assert datetime.fromisoformat(set_row["started"]).tzinfo is not None  # an ISO time, not a raw epoch
+    assert "4111111111111111" not in json.dumps(report.model_dump(mode="json"), default=str)
 
 
 def test_a_platform_refusing_the_key_fails_the_diagnosis_naming_the_service(sandbox, monkeypatch):
