@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--scale4", action="store_true", help="also measure memory on a database 4x larger")
     parser.add_argument("--repeat", type=int, default=3, help="pairs of backup and floor runs (medians are reported)")
     parser.add_argument("--bounds", action="store_true",
-                        help="also time the least any backup into this store can do, against the same floor")
+                        help="also time the least any backup into this store can do, against the same floor, and "
+                             "backup-database against that same-work pipeline (its own overhead)")
+    parser.add_argument("--no-drill", action="store_true", help="skip the restore drill rows")
     args = parser.parse_args()
     home = isolated_env("backup")
     server = ensure_prefect(home)
@@ -166,6 +168,13 @@ def main() -> None:
                     bare_floors, bare_runs = paired(args.repeat, lambda: timed(f"pg_dump -Fc -Z0 -d {PG}/{db} > /dev/null"),
                                                     lambda: bare_pipeline(db, endpoint, with_hash))
                     lines.append(paired_row(f"{name} vs pg_dump -Fc -Z0 > /dev/null", bare_runs, bare_floors, "floor"))
+                # the backup's own overhead: against the bare pipeline doing the same work, pairs back to back
+                bare_same, ours_again = paired(args.repeat, lambda: bare_pipeline(db, endpoint, True),
+                                               lambda: run_backup(env)["seconds"])
+                lines.append(paired_row("backup-database vs the bare same-work pipeline (dump | zstd | upload + "
+                                        "content-hash query)", ours_again, bare_same, "bare same-work"))
+            if args.no_drill:
+                continue
             # the restore drill against a bare restore of the same archive plus the count checks
             drill_env = {**env}
             drill = subprocess.run([sys.executable, "-c", "import time; from flows.verify_backup import verify_backup; "
