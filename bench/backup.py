@@ -123,6 +123,8 @@ def main() -> None:
                         help="also time the least any backup into this store can do, against the same floor, and "
                              "backup-database against that same-work pipeline (its own overhead)")
     parser.add_argument("--no-drill", action="store_true", help="skip the restore drill rows")
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="only backup-database against the bare same-work pipeline, --repeat pairs")
     args = parser.parse_args()
     home = isolated_env("backup")
     server = ensure_prefect(home)
@@ -147,6 +149,12 @@ def main() -> None:
             size = psql(db, "SELECT pg_size_pretty(pg_database_size(current_database()))")
             env = {**os.environ, "TARGET_NAME": "bench", "HEALTH_URL": "http://127.0.0.1:1/health",
                    "DATABASE_URL": f"{PG}/{db}", "REDIS_URL": "redis://127.0.0.1:6379/12"}
+            if args.overhead_only:
+                bare_same, ours_again = paired(args.repeat, lambda: bare_pipeline(db, endpoint, True),
+                                               lambda: run_backup(env)["seconds"])
+                lines.append(paired_row(f"backup-database {label} vs the bare same-work pipeline (dump | zstd | "
+                                        "upload + content-hash query)", ours_again, bare_same, "bare same-work"))
+                continue
             floors, runs = paired(args.repeat, lambda: timed(f"pg_dump -Fc -Z0 -d {PG}/{db} > /dev/null"),
                                   lambda: run_backup(env))
             ours = runs[-1]

@@ -36,33 +36,37 @@ def target_slot(runbook: str, target: str) -> str:
     return f"playground-ops-{runbook}-{target}"[:255]
 
 
-def ensure_limit(name: str, limit: int = 1) -> None:
-    """Create the global concurrency limit if it is missing (a target added after `setup` gets its own too)."""
+def ensure_limit(name: str, limit: int = 1):
+    """The global concurrency limit, created if it is missing (a target added after `setup` gets its own too)."""
     from prefect import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(name)
+            return client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
             except ObjectAlreadyExists:  # another run created it meanwhile
                 pass
+            return client.read_global_concurrency_limit_by_name(name)
 
 
 @contextmanager
-def unless_running(runbook: str, target: str) -> Iterator[bool]:
-    """Hold the runbook's slot for this target, if free: yields True when this run may go on, False when another
-    run of the same runbook on the same target holds it. Runs on other targets never wait for, or cancel, this one."""
+def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iterator[bool]:
+    """Hold the runbook's slot for this target: yields False at once when another run of the same runbook on the same
+    target holds it (this run has nothing to do), True once held. Runs on other targets never wait for, or cancel,
+    this one. (Two runs starting in the same instant may both find it free: the second then waits its turn.)"""
     import sys
 
     from prefect.concurrency.sync import concurrency
 
     name = target_slot(runbook, target)
-    ensure_limit(name)
-    slot = concurrency(name, occupy=1, timeout_seconds=2, strict=True)
+    if ensure_limit(name).active_slots >= 1:
+        yield False
+        return
+    slot = concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True)
     try:
         slot.__enter__()
     except TimeoutError:

@@ -103,7 +103,8 @@ class _Stderr(threading.Thread):
 def dump_stream(url: SecretStr, snapshot: str | None, chunk_size: int = 1024 * 1024,
                 extra: tuple[str, ...] = ()) -> Iterator[bytes]:
     """pg_dump -Fc -Z0 (from an exported snapshot) as a stream of bytes; raises PgToolFailed at the end if it failed,
-    so a consumer that completes an upload only after the stream ends never completes a failed dump."""
+    so a consumer that completes an upload only after the stream ends never completes a failed dump. pg_dump starts
+    at once, so it works while the caller finishes getting ready to consume."""
     args = [program("pg_dump"), "--format=custom", "--compress=0", "--no-password", *extra]
     if snapshot:
         args.append(f"--snapshot={snapshot}")
@@ -111,19 +112,30 @@ def dump_stream(url: SecretStr, snapshot: str | None, chunk_size: int = 1024 * 1
                                stdin=subprocess.DEVNULL)
     stderr = _Stderr(process.stderr)
     stderr.start()
-    try:
-        while chunk := process.stdout.read(chunk_size):
-            yield chunk
-        returncode = process.wait()
-        stderr.join()
-        if returncode != 0:
-            raise PgToolFailed("pg_dump", returncode, stderr.text)
-        if "error" in stderr.text.lower():
-            raise PgToolFailed("pg_dump", returncode, stderr.text)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    return DumpStream(process, stderr, chunk_size)
+
+
+class DumpStream:
+    """The running pg_dump's output; close() ends pg_dump whether or not anyone began reading."""
+
+    def __init__(self, process: subprocess.Popen, stderr: "_Stderr", chunk_size: int):
+        self.process, self.stderr, self.chunk_size = process, stderr, chunk_size
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            while chunk := self.process.stdout.read(self.chunk_size):
+                yield chunk
+            returncode = self.process.wait()
+            self.stderr.join()
+            if returncode != 0 or "error" in self.stderr.text.lower():
+                raise PgToolFailed("pg_dump", returncode, self.stderr.text)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def feed_program(args: list[str], env: dict[str, str], chunks: Iterable[bytes], name: str,

@@ -25,6 +25,7 @@ from tasks.backup.policy import (BackupManifest, ExistingDatabase, Relation, Res
 from tasks.backup.store import BackupStore, MiB, open_backup_store, part_size_for
 from tasks.backup.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
 from tasks.database import postgres
+from tasks.reporting.publish import in_context
 from tasks.retry import PermanentError, TransientError, is_transient, retrying
 from tasks.store_keys import check_key
 
@@ -58,22 +59,23 @@ def check_tool_versions(database_url: SecretStr) -> dict[str, Any]:
 
 
 class _Progress:
-    """Bytes dumped, shown as a progress artifact in the Prefect UI every couple of seconds."""
+    """Bytes dumped, shown as a progress artifact in the Prefect UI every couple of seconds (the artifact is created
+    beside the dump, not before it)."""
 
-    def __init__(self, key: str, expected: int):
-        self.expected, self.done, self.last = max(expected, 1), 0, 0.0
-        self.artifact = create_progress_artifact(0.0, key=key, description="bytes dumped")
+    def __init__(self, key: str, expected: int, pool: ThreadPoolExecutor):
+        self.expected, self.done, self.last = max(expected, 1), 0, time.monotonic()
+        self.artifact = in_context(pool, create_progress_artifact, 0.0, key=key, description="bytes dumped")
 
     def add(self, n: int) -> None:
         self.done += n
         now = time.monotonic()
-        if now - self.last > 2:
+        if now - self.last > 2 and self.artifact.done():
             self.last = now
-            update_progress_artifact(self.artifact, min(99.0, 100 * self.done / self.expected),
+            update_progress_artifact(self.artifact.result(), min(99.0, 100 * self.done / self.expected),
                                      description=f"{self.done / MiB:,.0f} MiB dumped of about {self.expected / MiB:,.0f} MiB")
 
     def finish(self) -> None:
-        update_progress_artifact(self.artifact, 100.0, description=f"{self.done / MiB:,.0f} MiB dumped")
+        update_progress_artifact(self.artifact.result(), 100.0, description=f"{self.done / MiB:,.0f} MiB dumped")
 
 
 def _timed(fn, *args):
@@ -102,11 +104,13 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
     zstd (and encryption) into the store, hashing the stored bytes; the archive appears only once complete and
     checked, and a failure leaves nothing in the store. A retry starts a new snapshot and rewrites the same key."""
     started = datetime.now(timezone.utc)
-    store = backup_store(settings)
+    pool = ThreadPoolExecutor(max_workers=3)  # bookkeeping beside the dump: the store's client, the progress artifact
+    store_future = pool.submit(backup_store, settings)
     key_name = settings.backup_encryption_secret
     key = encryption_key(key_name)
     steps: dict[str, float] = {}
     akey = archive_key(target.name, backup_id, key is not None)
+    store = None
     snapshot = postgres.Snapshot(target.database_url)
     try:
         relations = snapshot.relations()
@@ -116,11 +120,12 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
         sizes = {r.name: r.bytes for r in with_data} | ({postgres.LARGE_OBJECTS: 0} if large_objects else {})
         sequences = snapshot.sequence_values([r.name for r in relations if r.kind == "S"])
         # counts and content hashes are read in the snapshot on a second core while pg_dump streams the same snapshot
-        figures_pool = ThreadPoolExecutor(max_workers=1)
-        figures_future = figures_pool.submit(_timed, snapshot.table_figures, list(sizes))
-        reader, progress = ArchiveReader(), _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()))
-        raw = Hashed(_through(pg_tools.dump_stream(target.database_url, snapshot.id), reader, progress, relations,
-                              large_objects), hash=False)  # zstd's frame checksum covers the raw bytes
+        figures_future = pool.submit(_timed, snapshot.table_figures, list(sizes))
+        dump = pg_tools.dump_stream(target.database_url, snapshot.id)
+        reader = ArchiveReader()
+        progress = _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()), pool)
+        raw = Hashed(_through(dump, reader, progress, relations, large_objects),
+                     hash=False)  # zstd's frame checksum covers the raw bytes
         stored = compress(raw, level=compression_level, threads=1)
         if key is not None:
             stored = encrypt(stored, key)
@@ -128,6 +133,7 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
         part = settings.backup_part_size_mib * MiB if settings.backup_part_size_mib else part_size_for(sum(sizes.values()))
         t0 = time.perf_counter()
         try:
+            store = store_future.result()
             store.upload_stream(akey, stored, part_size=part)
             steps["dump_compress_upload"] = round(time.perf_counter() - t0, 3)
             progress.finish()
@@ -138,11 +144,17 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
             raise (TransientError if is_transient(exc) else PermanentError)(
                 f"{type(exc).__name__}: {str(exc).strip()}") from None
         finally:
-            figures_pool.shutdown(wait=True)
+            dump.close()  # a consumer that stopped early must not leave pg_dump running
     except BaseException:
-        store.delete([akey])  # nothing half done that looks done: no archive without its manifest, no empty folder
+        try:
+            snapshot.conn.cancel()  # the content-hash query, if still running, has nothing left to serve
+        except Exception:  # already closed or broken: nothing to cancel
+            pass
+        # nothing half done that looks done: no archive without its manifest, no empty folder
+        (store or backup_store(settings)).delete([akey])
         raise
     finally:
+        pool.shutdown(wait=True)
         snapshot.close()
     tables = {name: TableFigures(rows=rows, content_hash=content, hash_method=method, bytes=sizes[name])
               for name, (rows, content, method) in figures.items()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -19,6 +21,11 @@ from tasks.retry import retrying
 def artifact_key(*parts: str) -> str:
     """A stable artifact key (lowercase letters, digits and dashes) so the UI shows each report's history."""
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")[:120]
+
+
+def in_context(pool: ThreadPoolExecutor, fn, *args, **kwargs):
+    """Submit fn to the pool inside a copy of this run's context, so what it creates belongs to this run."""
+    return pool.submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 def _flow_run_id() -> str:
@@ -39,16 +46,21 @@ def publish(report: Report) -> Report:
     report = report.redacted()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), report.flow_run_id)
-    record_chain_head(store.url, report.runbook, report.target, stored)
     report.stored_at = stored.link
     key = artifact_key(report.runbook, report.target)
-    create_markdown_artifact(render_markdown(report), key=key,
-                             description=f"{report.runbook} on {report.target}: {report.status.value}")
-    for name, rows in report.tables.items():
-        if rows and len(rows) <= 500:
-            create_table_artifact(rows, key=artifact_key(key, name), description=f"{report.runbook}: {name}")
-    create_link_artifact(stored.link, link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
-                         key=artifact_key(key, "audit"), description="The report's copy in the audit store")
+    # the chain head and the artifacts are independent writes to the Prefect API: made side by side
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        writes = [in_context(pool, record_chain_head, store.url, report.runbook, report.target, stored),
+                  in_context(pool, create_markdown_artifact, render_markdown(report), key=key,
+                              description=f"{report.runbook} on {report.target}: {report.status.value}"),
+                  in_context(pool, create_link_artifact, stored.link,
+                              link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
+                              key=artifact_key(key, "audit"), description="The report's copy in the audit store")]
+        writes += [in_context(pool, create_table_artifact, rows, key=artifact_key(key, name),
+                               description=f"{report.runbook}: {name}")
+                   for name, rows in report.tables.items() if rows and len(rows) <= 500]
+        for write in writes:
+            write.result()
     get_run_logger().info("Report %s (%s) stored at %s", report.runbook, report.status.value, stored.link)
     published = RUN_REPORTS.get()
     if published is not None:
