@@ -25,9 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_prefect, free_port, header, isolated_env, median, row  # noqa: E402
+from bench.common import bench_server, ensure_prefect, free_port, header, isolated_env, median, row, tool  # noqa: E402
 
-PG = "postgresql://postgres@127.0.0.1:5432"
+PG = ""  # the benchmarks' own server, set in main()
 
 CHILD = r'''
 import json, os, resource, sys, time
@@ -47,7 +47,7 @@ def timed(cmd: str, env: dict | None = None) -> float:
 
 
 def psql(db: str, sql: str) -> str:
-    return subprocess.run(["psql", f"{PG}/{db}", "-tAc", sql], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run([tool("psql"), f"{PG}/{db}", "-tAc", sql], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def ensure_seeded(db: str, requests: int) -> None:
@@ -88,7 +88,7 @@ def bare_pipeline(db: str, endpoint: str, with_hash: bool) -> float:
     t0 = time.perf_counter()
     if query:
         query.start()
-    pipe = subprocess.Popen(f"set -o pipefail; pg_dump -Fc -Z0 -d {PG}/{db} | zstd -1 -q", shell=True,
+    pipe = subprocess.Popen(f"set -o pipefail; {tool('pg_dump')} -Fc -Z0 -d {PG}/{db} | zstd -1 -q", shell=True,
                             executable="/bin/bash", stdout=subprocess.PIPE)
     store.upload_stream("bare.pgdump.zst", iter(lambda: pipe.stdout.read(MiB), b""), part_size=16 * MiB)
     if pipe.wait() != 0:
@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("--overhead-only", action="store_true",
                         help="only backup-database against the bare same-work pipeline, --repeat pairs")
     args = parser.parse_args()
+    global PG
     home = isolated_env("backup")
+    PG = bench_server()
     server = ensure_prefect(home)
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port := free_port())],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -155,7 +157,7 @@ def main() -> None:
                 lines.append(paired_row(f"backup-database {label} vs the bare same-work pipeline (dump | zstd | "
                                         "upload + content-hash query)", ours_again, bare_same, "bare same-work"))
                 continue
-            floors, runs = paired(args.repeat, lambda: timed(f"pg_dump -Fc -Z0 -d {PG}/{db} > /dev/null"),
+            floors, runs = paired(args.repeat, lambda: timed(f"{tool('pg_dump')} -Fc -Z0 -d {PG}/{db} > /dev/null"),
                                   lambda: run_backup(env))
             ours = runs[-1]
             lines.append(paired_row(f"backup-database {label} ({size}) vs pg_dump -Fc -Z0 > /dev/null",
@@ -166,14 +168,14 @@ def main() -> None:
             if db != "playground_bench_2g":
                 continue
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-                guide = timed(f"pg_dump -d {PG}/{db} > {tmp}/backup.sql && gzip {tmp}/backup.sql")
+                guide = timed(f"{tool('pg_dump')} -d {PG}/{db} > {tmp}/backup.sql && gzip {tmp}/backup.sql")
             backup_s = median([r["seconds"] for r in runs])
             lines.append(row("guide's pg_dump > backup.sql && gzip vs backup-database (median)", guide, backup_s, "s",
                              "backup-database"))
             if args.bounds:
                 for with_hash, name in [(False, "bare pg_dump | zstd | upload"),
                                         (True, "bare pg_dump | zstd | upload + content-hash query")]:
-                    bare_floors, bare_runs = paired(args.repeat, lambda: timed(f"pg_dump -Fc -Z0 -d {PG}/{db} > /dev/null"),
+                    bare_floors, bare_runs = paired(args.repeat, lambda: timed(f"{tool('pg_dump')} -Fc -Z0 -d {PG}/{db} > /dev/null"),
                                                     lambda: bare_pipeline(db, endpoint, with_hash))
                     lines.append(paired_row(f"{name} vs pg_dump -Fc -Z0 > /dev/null", bare_runs, bare_floors, "floor"))
                 # the backup's own overhead: against the bare pipeline doing the same work, pairs back to back
@@ -185,6 +187,10 @@ def main() -> None:
                 continue
             # the restore drill against a bare restore of the same archive plus the count checks
             drill_env = {**env}
+            from playground_ops.settings import load_settings
+
+            # the drill restores into its private cluster: started beforehand, and the bare restore goes there too
+            drill_server = load_settings().drill_cluster().ensure().rsplit("/", 1)[0]
             drill = subprocess.run([sys.executable, "-c", "import time; from flows.verify_backup import verify_backup; "
                                     "t=time.perf_counter(); r=verify_backup(mode='full', apply_retention=False); "
                                     "print(time.perf_counter()-t, r.status.value)"], env=drill_env, cwd=ROOT,
@@ -193,12 +199,12 @@ def main() -> None:
             key = f"playground/bench/{ours['backup_id']}/archive.pgdump.zst"
             with tempfile.TemporaryDirectory() as tmp:
                 boto3.client("s3", endpoint_url=endpoint).download_file("bench-backups", key, f"{tmp}/a.zst")
-                psql("postgres", "DROP DATABASE IF EXISTS bench_bare_restore")
-                psql("postgres", "CREATE DATABASE bench_bare_restore")
-                bare = timed(f"zstd -dc {tmp}/a.zst | pg_restore --no-owner -d {PG}/bench_bare_restore && "
-                             f"psql {PG}/bench_bare_restore -tAc 'SELECT count(*) FROM users' && "
-                             f"psql {PG}/bench_bare_restore -tAc 'SELECT count(*) FROM requests'")
-                psql("postgres", "DROP DATABASE bench_bare_restore")
+                drop = f"{tool('psql')} {drill_server}/postgres -tAc 'DROP DATABASE IF EXISTS bench_bare_restore'"
+                timed(f"{drop} && {tool('psql')} {drill_server}/postgres -tAc 'CREATE DATABASE bench_bare_restore'")
+                bare = timed(f"zstd -dc {tmp}/a.zst | {tool('pg_restore')} --no-owner -d {drill_server}/bench_bare_restore && "
+                             f"{tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM users' && "
+                             f"{tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM requests'")
+                timed(drop)
             lines.append(row("verify-backup full drill vs zstd -dc | pg_restore + counts", drill_s, bare, "s", "bare"))
     finally:
         moto.terminate()

@@ -66,3 +66,22 @@ def time_runs(fn, runs: int, warmup: int = 3, label=lambda result: "") -> tuple[
         durations.append(time.perf_counter() - began)
         print(f"run {len(durations)}: {durations[-1]:.3f} s {label(result)}", file=sys.stderr)
     return durations, result
+
+
+def bench_server() -> str:
+    """The benchmarks' own PostgreSQL (a private cluster kept under ~/.playground-ops-bench, so a seeded database
+    survives between runs); returns its base URL (no database) and makes it the sandbox's server."""
+    from tasks.backup.private_cluster import Cluster
+
+    port = int(os.environ.get("OPS_BENCH_PG_PORT", "54349"))
+    cluster = Cluster(Path(os.environ.get("OPS_BENCH_HOME", Path.home() / ".playground-ops-bench")) / "postgres", port)
+    admin = cluster.ensure()
+    os.environ["OPS_SANDBOX_ADMIN_URL"] = admin
+    return admin.rsplit("/", 1)[0]
+
+
+def tool(name: str) -> str:
+    """A PostgreSQL client program as the runbooks pick it (the newest available)."""
+    from tasks.backup.pg_tools import program
+
+    return program(name)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
+from bench.common import bench_server, ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = isolated_env("foundation")
+    bench_server()
     server = ensure_prefect(home)
     import os
 

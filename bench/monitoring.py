@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
+from bench.common import bench_server, ensure_prefect, header, isolated_env, median, row, time_runs  # noqa: E402
 
 DB = "playground_bench_2g"
 
@@ -33,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     home = isolated_env("monitoring")
+    bench_server()
     os.environ["OPS_SANDBOX_DATABASE"] = DB
     from bench.backup import ensure_seeded
 

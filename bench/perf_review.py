@@ -14,9 +14,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import ensure_prefect, header, isolated_env, row  # noqa: E402
+from bench.common import bench_server, ensure_prefect, header, isolated_env, row  # noqa: E402
 
-PG = "postgresql://postgres@127.0.0.1:5432"
+PG = ""  # the benchmarks' own server (pg_stat_statements preloaded), set in main()
 DB = "playground_bench_review"
 
 
@@ -41,7 +41,9 @@ def build(tables: int = 2000, statements: int = 5600) -> None:
 
 
 def main() -> None:
+    global PG
     home = isolated_env("review")
+    PG = bench_server()
     server = ensure_prefect(home)
     try:
         build()

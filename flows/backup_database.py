@@ -25,7 +25,17 @@ def backup_database(target: str | None = None,
                     keep_verified: Annotated[int, Field(ge=1, le=100)] = 3,
                     dry_run: bool = False,
                     wait_for_slot_seconds: Annotated[int, Field(ge=0, le=86400)] = 1800) -> Report:
-    """Dump from one snapshot, stream through zstd into the store, write the manifest last, then verify and expire."""
+    """Dump from one snapshot, stream through zstd into the store, write the manifest last, then verify and expire.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        compression_level: zstd level, 1 (fastest) to 19 (smallest).
+        verify: Run a quick verification (and retention) right after the backup.
+        keep_days: Retention: keep every backup younger than this many days.
+        keep_verified: Retention: never keep fewer than this many verified backups.
+        dry_run: Show what would be done and change nothing.
+        wait_for_slot_seconds: How long to wait for the global concurrency slot before giving up.
+    """
     t = load_target(target)
     settings = load_ops_settings()
     versions = check_tool_versions(t.database_url)

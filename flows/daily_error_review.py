@@ -14,7 +14,11 @@ from tasks.targets import load_target
 @runbook("daily-error-review", timeout_seconds=900)
 def daily_error_review(target: str | None = None) -> Report:
     """The platform's recent error logs (--level error --tail 50), error rates by endpoint and error type over the last
-    24 hours against the 7 days before, and the top failing endpoints."""
+    24 hours against the 7 days before, and the top failing endpoints.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+    """
     t = load_target(target)
     now = datetime.now(timezone.utc)
     logs = read_platform_logs.submit(t.platform, hours=24, limit=50) if t.platform.kind == "render" else None

@@ -34,7 +34,20 @@ def database_maintenance(target: str | None = None, vacuum: bool = True, full: b
                          statement_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 3600.0,
                          dry_run: bool = False,
                          wait_for_slot_seconds: Annotated[int, Field(ge=0, le=86_400)] = 1800) -> Report:
-    """VACUUM (ANALYZE) table by table and REINDEX CONCURRENTLY where it pays; dry_run lists exactly what would run."""
+    """VACUUM (ANALYZE) table by table and REINDEX CONCURRENTLY where it pays; dry_run lists exactly what would run.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        vacuum: Run VACUUM (ANALYZE) table by table.
+        full: Also run VACUUM FULL (locks each table; waits for an operator's approval).
+        reindex: Indexes to rebuild concurrently whatever their bloat, e.g. [public.requests_created_at_idx].
+        reindex_bloat_ratio: Rebuild an index whose estimated bloat is above this share of its size.
+        reindex_min_bytes: ...and only if the index is at least this many bytes.
+        lock_timeout_s: Skip a table whose lock is not granted within this many seconds.
+        statement_timeout_s: Give up a statement that runs longer than this many seconds.
+        dry_run: Show what would be done and change nothing.
+        wait_for_slot_seconds: How long to wait for the global concurrency slot before giving up.
+    """
     t = load_target(target)
     server = read_server_identity(t.database_url)
     ensure_configured_database(t.database_name, t.system_identifier, server)

@@ -18,7 +18,13 @@ BRANCH = "dependency-updates-"
 @runbook("dependency-update", timeout_seconds=4 * 3600)
 def dependency_update(target: str | None = None, include_minor: bool = True, dry_run: bool = False) -> Report:
     """Patch and minor updates in one branch, tested (patch only if that fails), pushed as one pull request that
-    later runs update; major updates listed for a person to plan."""
+    later runs update; major updates listed for a person to plan.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        include_minor: Apply minor updates too (false: patch updates only).
+        dry_run: Show what would be done and change nothing.
+    """
     t = load_target(target)
     repo = require_repository(t.repository, t.name)
     day = datetime.now(timezone.utc).strftime("%Y%m%d")

@@ -18,7 +18,12 @@ from tasks.targets import load_target
 def diagnose_database_connections(target: str | None = None,
                                   long_running_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0) -> Report:
     """pg_stat_activity by state, application and wait event; long-running and idle-in-transaction sessions;
-    blocking chains; the guide's solutions that the evidence supports."""
+    blocking chains; the guide's solutions that the evidence supports.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        long_running_s: A query running longer than this many seconds is named as long-running.
+    """
     t = load_target(target)
     sections = read_sections(t.database_url, {"limits": CONNECTION_LIMITS, "groups": CONNECTION_GROUPS,
                                               "activity": ACTIVITY, "blocking": BLOCKING})

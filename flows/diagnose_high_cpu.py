@@ -18,7 +18,11 @@ from tasks.targets import load_target
 @runbook("diagnose-high-cpu", timeout_seconds=600)
 def diagnose_high_cpu(target: str | None = None) -> Report:
     """CPU per instance over the last hour, the recent requests by endpoint and the recent logs; the guide's solutions
-    that the evidence supports."""
+    that the evidence supports.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+    """
     t = load_target(target)
     now = datetime.now(timezone.utc)
     usage = read_platform_usage(t.platform, minutes=60)

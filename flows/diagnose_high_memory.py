@@ -16,7 +16,11 @@ from tasks.targets import load_target
 @runbook("diagnose-high-memory", timeout_seconds=600)
 def diagnose_high_memory(target: str | None = None) -> Report:
     """Memory per instance over the last hour (and its growth), the recent requests, and log lines that mention
-    memory; the guide's solutions that the evidence supports."""
+    memory; the guide's solutions that the evidence supports.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+    """
     t = load_target(target)
     now = datetime.now(timezone.utc)
     usage = read_platform_usage(t.platform, minutes=60)

@@ -11,7 +11,11 @@ from tasks.targets import load_target
 
 @runbook("diagnose-redis", timeout_seconds=300)
 def diagnose_redis(target: str | None = None) -> Report:
-    """PING latency, INFO memory and clients, and the SLOWLOG; the guide's solutions that the evidence supports."""
+    """PING latency, INFO memory and clients, and the SLOWLOG; the guide's solutions that the evidence supports.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+    """
     t = load_target(target)
     ping = probe_outcome("redis", probe_redis.submit(t.redis_url))
     info, slowlog = read_redis_review(t.redis_url) if ping.ok else ({}, [])

@@ -20,7 +20,15 @@ def expire_backups(target: str | None = None,
                    keep_verified: Annotated[int, Field(ge=1, le=100)] = 3,
                    incomplete_after_hours: Annotated[float, Field(ge=1, le=720)] = 24,
                    dry_run: bool = False) -> Report:
-    """Delete backups older than the newest verified one and outside the retention rules; preview with dry_run."""
+    """Delete backups older than the newest verified one and outside the retention rules; preview with dry_run.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        keep_days: Retention: keep every backup younger than this many days.
+        keep_verified: Retention: never keep fewer than this many verified backups.
+        incomplete_after_hours: Remove leftovers without a manifest (and multipart uploads) older than this.
+        dry_run: Show what would be done and change nothing.
+    """
     t = load_target(target)
     settings = load_ops_settings()
     manifests, incomplete = list_backups(settings, t.name)

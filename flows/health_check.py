@@ -27,7 +27,12 @@ from tasks.targets import load_alert_rules, load_ops_settings, load_target
 @runbook("health-check", timeout_seconds=240)
 def health_check(target: str | None = None, window_minutes: Annotated[int, Field(ge=1, le=60)] = 5) -> Report:
     """Probe the service, its database and Redis at once, measure traffic and the platform's CPU and memory, and
-    evaluate the alert rules: one notification when a rule fires, one when it resolves."""
+    evaluate the alert rules: one notification when a rule fires, one when it resolves.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        window_minutes: The traffic window the alert rules judge, in minutes.
+    """
     t = load_target(target)
     with unless_running("health-check", t.name) as free:
         if not free:

@@ -24,7 +24,16 @@ def performance_review(target: str | None = None,
                        idle_in_transaction_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0,
                        explain_top: Annotated[int, Field(ge=0, le=50)] = 5,
                        wait_for_slot_seconds: Annotated[int, Field(ge=0, le=86_400)] = 1800) -> Report:
-    """Slow statements (deltas since last week), indexes, database health, Redis, and size growth; suggests, never applies."""
+    """Slow statements (deltas since last week), indexes, database health, Redis, and size growth; suggests, never applies.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        slow_mean_ms: A statement whose mean time is above this many ms is slow.
+        long_running_s: A query running longer than this many seconds is named as long-running.
+        idle_in_transaction_s: A session idle in a transaction for longer than this is named.
+        explain_top: Show generic plans (EXPLAIN, never ANALYZE) of this many slowest reads.
+        wait_for_slot_seconds: How long to wait for the global concurrency slot before giving up.
+    """
     t = load_target(target)
     limits = Thresholds(slow_mean_ms=slow_mean_ms, long_running_s=long_running_s,
                         idle_in_transaction_s=idle_in_transaction_s)

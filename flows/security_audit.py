@@ -21,7 +21,14 @@ def security_audit(target: str | None = None,
                    level: Literal["info", "low", "moderate", "high", "critical"] = "moderate",
                    fix: bool = False, dry_run: bool = False) -> Report:
     """Audit every project; findings at or above the level make the report critical and notify; an audit that could
-    not run fails the run. With fix=true, `npm audit fix` (never --force) on a tested pull request."""
+    not run fails the run. With fix=true, `npm audit fix` (never --force) on a tested pull request.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        level: The lowest severity that counts as a finding (low, moderate, high, critical).
+        fix: Open (or update) a pull request with the fixes npm audit fix and exact pins allow.
+        dry_run: Show what would be done and change nothing.
+    """
     t = load_target(target)
     repo = require_repository(t.repository, t.name)
     existing = find_pull_request(repo, BRANCH) if fix and not dry_run else None  # the PR API answers, first

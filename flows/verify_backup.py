@@ -8,8 +8,8 @@ from pydantic import Field
 
 from flows.expire_backups import expire_backups
 from playground_ops.runbook import FindingsFailRun, runbook
-from tasks.backup.policy import rung_rows
-from tasks.backup.pipeline import (check_archive, check_tables, create_scratch_database, drill_server, drop_scratch_database,
+from tasks.backup.policy import major_version, rung_rows
+from tasks.backup.pipeline import (check_archive, check_tables, create_scratch_database, drop_scratch_database, prepare_drill_server,
                            find_backup, record_verification, restore_archive, run_amcheck, run_smoke_queries,
                            write_manifest)
 from tasks.reporting.publish import publish
@@ -25,16 +25,28 @@ def verify_backup(target: str | None = None, backup_id: str | None = None,
                   keep_days: Annotated[int, Field(ge=1, le=3650)] = 7,
                   keep_verified: Annotated[int, Field(ge=1, le=100)] = 3,
                   dry_run: bool = False) -> Report:
-    """Check a backup (default: the newest) rung by rung; the full drill restores it into a scratch database."""
+    """Check a backup (default: the newest) rung by rung; the full drill restores it into a scratch database.
+
+    Args:
+        target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
+        backup_id: The backup to use, as listed in the store (empty: the newest one).
+        mode: quick: the stored object, decompression and a full read; full: a restore drill as well.
+        jobs: Parallel pg_restore jobs (more than 1 decompresses to a scratch file first).
+        apply_retention: Run expire-backups after a successful verification.
+        keep_days: Retention: keep every backup younger than this many days.
+        keep_verified: Retention: never keep fewer than this many verified backups.
+        dry_run: Show what would be done and change nothing.
+    """
     t = load_target(target)
     settings = load_ops_settings()
     run_id = str(flow_run.id)
     manifest, found = find_backup(settings, t.name, backup_id)
     rungs = [found]
+    server_name = None
     if manifest is not None and mode == "quick":
         rungs += check_archive(settings, manifest)
     elif manifest is not None:
-        server = drill_server(t, settings)
+        server, server_name = prepare_drill_server(t, settings, major_version(manifest.server_version))
         scratch = create_scratch_database(server, run_id)
         try:
             rungs += restore_archive(settings, server, manifest, scratch, jobs)
@@ -53,7 +65,8 @@ def verify_backup(target: str | None = None, backup_id: str | None = None,
                     summary=f"{mode} verification of {manifest.backup_id if manifest else backup_id or 'the newest backup'}: "
                             + (f"FAILED at {failed.name}" if failed else "every rung passed"),
                     figures={"backup_id": manifest.backup_id if manifest else backup_id, "mode": mode,
-                             "rungs_passed": sum(r.ok for r in rungs)})
+                             "rungs_passed": sum(r.ok for r in rungs),
+                             **({"restored_on": server_name} if server_name else {})})
     if failed:
         report.add("critical", f"verification failed at rung {failed.name}: {failed.detail}",
                    next_step="Do not rely on this backup; take a new one and investigate the store.")

@@ -237,7 +237,8 @@ class Settings(BaseSettings):
 
     # playground-ops itself
     targets_file: Path | None = Field(None, validation_alias="OPS_TARGETS_FILE")
-    home: Path = Field(Path("~/.playground-ops"), validation_alias="OPS_HOME")
+    # never named `home`: with populate_by_name a field called home would read $HOME
+    ops_home_path: Path = Field(Path("~/.playground-ops"), validation_alias="OPS_HOME")
     audit_url: str | None = Field(None, validation_alias="OPS_AUDIT_URL")
     s3_endpoint_url: str | None = Field(None, validation_alias=AliasChoices("OPS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"))
     webhook_url: SecretStr | None = Field(None, validation_alias="OPS_WEBHOOK_URL")
@@ -262,7 +263,9 @@ class Settings(BaseSettings):
     osv_url: str | None = Field(None, validation_alias="OPS_OSV_URL")
 
     # the sandbox
-    sandbox_admin_url: str = Field("postgresql://postgres@127.0.0.1:5432/postgres", validation_alias="OPS_SANDBOX_ADMIN_URL")
+    sandbox_admin_url_setting: str | None = Field(None, validation_alias="OPS_SANDBOX_ADMIN_URL")
+    sandbox_pg_port: int = Field(54329, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PG_PORT")
+    drill_pg_port: int = Field(54339, ge=1024, le=65535, validation_alias="OPS_DRILL_PG_PORT")
     sandbox_database: str = Field("playground_sandbox", validation_alias="OPS_SANDBOX_DATABASE")
     sandbox_redis_url: str = Field("redis://127.0.0.1:6379", validation_alias="OPS_SANDBOX_REDIS_URL")
     sandbox_redis_db: int = Field(15, ge=0, le=15, validation_alias="OPS_SANDBOX_REDIS_DB")
@@ -292,7 +295,25 @@ class Settings(BaseSettings):
 
     @property
     def ops_home(self) -> Path:
-        return self.home.expanduser()
+        return self.ops_home_path.expanduser()
+
+    @property
+    def sandbox_admin_url(self) -> str:
+        """The PostgreSQL the sandbox lives on: OPS_SANDBOX_ADMIN_URL, else the sandbox's own private cluster."""
+        return self.sandbox_admin_url_setting or f"postgresql://postgres@127.0.0.1:{self.sandbox_pg_port}/postgres"
+
+    def sandbox_cluster(self):
+        """The sandbox's private cluster (None when OPS_SANDBOX_ADMIN_URL names another server)."""
+        from tasks.backup.private_cluster import Cluster
+
+        return None if self.sandbox_admin_url_setting else Cluster(self.ops_home / "sandbox" / "postgres",
+                                                                   self.sandbox_pg_port)
+
+    def drill_cluster(self):
+        """The private cluster restore drills run on when OPS_VERIFY_DATABASE_URL is not set."""
+        from tasks.backup.private_cluster import Cluster
+
+        return Cluster(self.ops_home / "drill" / "postgres", self.drill_pg_port)
 
     @property
     def audit_location(self) -> str:

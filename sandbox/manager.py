@@ -123,7 +123,8 @@ def target_env(settings: Settings) -> dict[str, str]:
 
 
 def ensure_database(settings: Settings) -> bool:
-    """Create the sandbox database and schema if missing; True if it was created."""
+    """Create the sandbox database and schema if missing (the server started first); True if it was created."""
+    ensure_server(settings)
     with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.sandbox_database,)).fetchone()
         if not exists:
@@ -229,10 +230,18 @@ def stop_backend(settings: Settings, timeout: float = 10.0) -> bool:
     return stop_service(settings, "backend", timeout)
 
 
+def ensure_server(settings: Settings) -> str:
+    """The PostgreSQL the sandbox lives on, running: its own private cluster (started, and initialised the first
+    time), unless OPS_SANDBOX_ADMIN_URL names another server. Returns the admin URL."""
+    cluster = settings.sandbox_cluster()
+    return cluster.ensure() if cluster is not None else settings.sandbox_admin_url
+
+
 def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int = 7) -> SandboxStatus:
-    """Database, schema, a first seed if it is empty, and the backend."""
+    """The sandbox's PostgreSQL, database, schema, a first seed if it is empty, and the backend."""
     from sandbox.seed import seed
 
+    ensure_server(settings)
     ensure_database(settings)
     with psycopg.connect(database_url(settings)) as conn:
         empty = conn.execute("SELECT NOT EXISTS (SELECT FROM users)").fetchone()[0]
@@ -245,17 +254,25 @@ def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int =
 
 
 def down(settings: Settings, purge: bool = False) -> None:
-    """Stop the backend and the stand-ins; with purge, also drop the sandbox database, empty its Redis database, and
-    remove the application repository and the pull requests."""
+    """Stop the backend, the stand-ins and the sandbox's own PostgreSQL; with purge, also drop the sandbox database
+    (the private cluster's data goes with it), empty its Redis database, and remove the application repository and
+    the pull requests."""
     stop_backend(settings)
     stop_service(settings, "standins")
+    cluster = settings.sandbox_cluster()
     if purge:
         shutil.rmtree(app_repo_path(settings), ignore_errors=True)
         (state_dir(settings) / "github.json").unlink(missing_ok=True)
         (state_dir(settings) / "render.json").unlink(missing_ok=True)
-        with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.sandbox_database)))
+        if cluster is not None:
+            cluster.remove()
+        else:
+            with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(settings.sandbox_database)))
         redis.Redis.from_url(redis_url(settings)).flushdb()
+    elif cluster is not None:
+        cluster.stop()
 
 
 def status(settings: Settings) -> SandboxStatus:

@@ -39,9 +39,11 @@ ENV = {
     "OPS_SANDBOX_REDIS_DB": "14",
     "OPS_SANDBOX_PORT": str(free_port()),
     "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
+    "OPS_SANDBOX_PG_PORT": str(free_port()),
+    "OPS_DRILL_PG_PORT": str(free_port()),
     "OPS_WEBHOOK_URL": f"http://127.0.0.1:{RECEIVER_PORT}/hooks/{WEBHOOK_TOKEN}",
 }
-for _name in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
+for _name in ("OPS_SANDBOX_ADMIN_URL", "OPS_VERIFY_DATABASE_URL", "OPS_PG_BINDIR", "OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
               "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE", "OPS_REPO_URL", "OPS_REPO_PROJECTS", "GITHUB_TOKEN",
               "GITHUB_REPOSITORY", "GITHUB_API_URL", "OPS_NPM_AUDIT_REGISTRY", "OPS_OSV_URL"):
     os.environ.pop(_name, None)
@@ -53,7 +55,7 @@ def prefect_server():
     """A real `prefect server start` (SQLite) for the whole session."""
     from playground_ops.local_server import start_server
 
-    api_url, process = start_server(SESSION_DIR / "prefect", port=PREFECT_PORT, ui=False)
+    api_url, process = start_server(SESSION_DIR / "prefect", port=PREFECT_PORT, ui=True)  # the UI test looks at it
     yield api_url
     if process is not None:
         process.terminate()
@@ -72,6 +74,7 @@ def sandbox(prefect_server):
     os.environ.update(manager.target_env(settings))
     yield load_settings()
     manager.down(settings, purge=True)
+    settings.drill_cluster().remove()  # the restore drills' private cluster, if a test started it
 
 
 class Receiver:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.conftest import cli
@@ -136,3 +139,19 @@ def test_an_unknown_field_in_a_targets_file_is_named(tmp_path):
     line = one_line_error(cli("run", "health-check", env={"OPS_TARGETS_FILE": str(f)}))
     assert "targets[0] (prod).helth_url: expected only the fields this place takes" in line
     assert "Extra inputs" not in line
+
+
+def test_ops_home_defaults_under_home_and_nothing_lands_in_home_itself(tmp_path):
+    """OPS_HOME unset: state goes to $HOME/.playground-ops, never straight into $HOME (a setting named `home` once
+    read $HOME itself)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPS_HOME"}
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-c", "from playground_ops.settings import load_settings; "
+                             "print(load_settings().ops_home); from sandbox import manager; "
+                             "manager.jwt_secret(load_settings())"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / ".playground-ops")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".playground-ops"]
+    assert (tmp_path / ".playground-ops" / "sandbox" / "jwt_secret").exists()

@@ -11,8 +11,6 @@ import pytest
 
 from tasks.database.postgres import HASH_SESSION, content_hash
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-ADMIN = f"{SERVER}/postgres"
 
 SCHEMA = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -41,8 +39,13 @@ INSERT INTO everything (id) VALUES (0);  -- a row of NULLs
 
 
 @pytest.fixture
-def source():
-    """A database with every kind of column (and a dropped one), and a restored copy made by pg_dump | pg_restore."""
+def source(sandbox):
+    """A database with every kind of column (and a dropped one), and a restored copy made by pg_dump | pg_restore,
+    on the sandbox's server."""
+    from tasks.backup.pg_tools import program
+
+    ADMIN = sandbox.sandbox_admin_url
+    SERVER = ADMIN.rsplit("/", 1)[0]
     names = [f"ops_hash_test_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("source", "restored")]
     with psycopg.connect(ADMIN, autocommit=True) as conn:
         for name in names:
@@ -50,9 +53,9 @@ def source():
     try:
         with psycopg.connect(f"{SERVER}/{names[0]}", autocommit=True) as conn:
             conn.execute(SCHEMA)
-        dump = subprocess.run(["pg_dump", "-Fc", "-d", f"{SERVER}/{names[0]}"],
+        dump = subprocess.run([program("pg_dump"), "-Fc", "-d", f"{SERVER}/{names[0]}"],
                               capture_output=True, check=True).stdout
-        subprocess.run(["pg_restore", "--exit-on-error", "-d", f"{SERVER}/{names[1]}"],
+        subprocess.run([program("pg_restore"), "--exit-on-error", "-d", f"{SERVER}/{names[1]}"],
                        input=dump, check=True)
         yield [f"{SERVER}/{name}" for name in names]
     finally:

@@ -19,11 +19,12 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     env = {"PREFECT_API_URL": "", "PREFECT_HOME": str(SESSION_DIR / "demo-prefect"),
            "OPS_HOME": str(SESSION_DIR / "demo-ops"), "OPS_SANDBOX_DATABASE": "playground_sandbox_demo",
            "OPS_SANDBOX_REDIS_DB": "13", "OPS_SANDBOX_PORT": str(free_port()), "OPS_WEBHOOK_URL": "",
-           "OPS_SANDBOX_STANDINS_PORT": str(free_port())}
+           "OPS_SANDBOX_STANDINS_PORT": str(free_port()), "OPS_SANDBOX_PG_PORT": str(free_port()),
+           "OPS_DRILL_PG_PORT": str(free_port())}
     result = cli("demo", "--once", "--port", str(free_port()), env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name in load_catalog():
-        assert f"| {name} | Completed |" in result.stdout
+    for name in load_catalog():  # a run that found trouble still completed: Warning or Critical, never Failed
+        assert any(f"| {name} | {state} |" in result.stdout for state in ("Completed", "Warning", "Critical")), name
     assert "Prefect UI: http://127.0.0.1:" in result.stdout
     assert (SESSION_DIR / "demo-ops" / "audit" / "health-check" / "sandbox").is_dir()
     # the dependency runbooks left a real branch, commit and pull request on the sandbox's application repository
@@ -34,8 +35,6 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     assert any(h.startswith("security-fixes-") for h in heads)
     bare = SESSION_DIR / "demo-ops" / "sandbox" / "playground-app.git"
     assert git("log", "-1", "--format=%s", update["head"], cwd=bare).startswith("chore: update dependencies ")
-    with __import__("psycopg").connect(os.environ.get("OPS_SANDBOX_ADMIN_URL",
-                                                      "postgresql://postgres@127.0.0.1:5432/postgres"),
-                                       autocommit=True) as conn:
-        for database in ("playground_sandbox_demo", "playground_sandbox_demo_restore_scratch"):
-            conn.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    # the demo stopped the sandbox's own PostgreSQL it started; its data goes with the purge
+    assert cli("sandbox", "down", "--purge", env=env).returncode == 0
+    assert not (SESSION_DIR / "demo-ops" / "sandbox" / "postgres" / "pgdata").exists()

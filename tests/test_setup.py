@@ -53,3 +53,15 @@ def test_targets_file_reads_secrets_from_prefect_secret_blocks(ops, tmp_path, mo
     target = get_target("prod")
     assert target.database_name == "app"
     assert "blockpw-5521" not in str(target) and "blockpw-5521" not in str(target.describe())
+
+
+def test_every_runbook_parameter_has_a_description_in_the_run_form():
+    """The Prefect UI's Run form shows each parameter's description, taken from the runbook's docstring."""
+    from prefect.utilities.callables import parameter_schema
+
+    from deployments.catalog import load_catalog
+
+    for spec in load_catalog().values():
+        assert spec.description, spec.name
+        schema = parameter_schema(spec.load_flow().fn).model_dump()
+        assert {name for name, field in schema["properties"].items() if not field.get("description")} == set(), spec.name

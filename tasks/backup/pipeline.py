@@ -64,7 +64,7 @@ class _Progress:
 
     def __init__(self, key: str, expected: int, pool: ThreadPoolExecutor):
         self.expected, self.done, self.last = max(expected, 1), 0, time.monotonic()
-        self.artifact = in_context(pool, create_progress_artifact, 0.0, key=key, description="bytes dumped")
+        self.artifact = in_context(pool, create_progress_artifact, 0.0, description=f"{key}: bytes dumped")
 
     def add(self, n: int) -> None:
         self.done += n
@@ -297,9 +297,23 @@ def create_scratch_database(server: SecretStr, run_id: str, purpose: str = "scra
     return name
 
 
-def drill_server(target: Target, settings: Settings) -> SecretStr:
-    """Where restore drills run: OPS_VERIFY_DATABASE_URL's server, else the target's own server."""
-    return settings.verify_database_url or target.database_url
+@task(**retrying(retries=1, timeout_seconds=300))
+def prepare_drill_server(target: Target, settings: Settings, source_major: int) -> tuple[SecretStr, str]:
+    """Where a restore drill runs, and how the report names it: OPS_VERIFY_DATABASE_URL's server when set, else a
+    private local cluster (started, or reused) of a major version at least the source's. Never the target's own
+    server unless it is configured so: a drill of a production backup must not load the production server."""
+    from playground_ops.redact import mask_url
+
+    if settings.verify_database_url is not None:
+        url = settings.verify_database_url
+        return url, f"OPS_VERIFY_DATABASE_URL ({mask_url(url.get_secret_value())})"
+    cluster = settings.drill_cluster()
+    admin = cluster.ensure()
+    major, version = postgres.server_major(admin)
+    if major < source_major:
+        raise PermanentError(f"the private drill cluster runs PostgreSQL {major}, older than the backup's server "
+                             f"({source_major}): set OPS_PG_BINDIR to newer server programs, or OPS_VERIFY_DATABASE_URL")
+    return SecretStr(admin), f"the private drill cluster (PostgreSQL {version}, 127.0.0.1:{cluster.port}, {cluster.root})"
 
 
 @task(**retrying(retries=0, timeout_seconds=None))

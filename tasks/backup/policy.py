@@ -118,6 +118,14 @@ def manifest_key(target: str, backup_id: str) -> str:
     return f"{target}/{backup_id}/{MANIFEST}"
 
 
+def major_version(server_version: str) -> int:
+    """'15.20 (Debian 15.20-0+deb12u1)' -> 15; '9.6.24' -> 9."""
+    import re
+
+    match = re.match(r"(\d+)", server_version)
+    return int(match.group(1)) if match else 0
+
+
 def check_versions(pg_dump_major: int, server_major: int) -> str | None:
     """Why pg_dump cannot dump this server, or None: pg_dump refuses servers newer than its own major version."""
     if pg_dump_major < server_major:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ class Store(Protocol):
     def get(self, key: str) -> bytes: ...
     def list(self, prefix: str = "") -> list[str]: ...
     def link(self, key: str) -> str: ...
+    def web_link(self, key: str) -> str | None: ...
     def check_readable(self) -> None: ...
 
 
@@ -74,6 +76,9 @@ class LocalStore:
 
     def link(self, key: str) -> str:
         return self._path(key).as_uri()
+
+    def web_link(self, key: str) -> str | None:
+        return None  # a browser refuses file:// links from a web page: the report says how to read it instead
 
     def check_readable(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.R_OK | os.X_OK):
@@ -122,6 +127,11 @@ class S3Store:
     def link(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
+    def web_link(self, key: str) -> str | None:
+        """The object's https URL (it opens for whoever the bucket lets read it)."""
+        endpoint = self.client.meta.endpoint_url.rstrip("/")
+        return f"{endpoint}/{self.bucket}/{quote(self._key(key))}"
+
     def check_readable(self) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -154,6 +164,7 @@ class StoredReport:
     sha256: str
     sequence: int
     link: str
+    web_link: str | None = None
 
 
 def _chain_prefix(runbook: str, target: str) -> str:
@@ -204,7 +215,7 @@ def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: s
             store.put_new(f"{base}{suffix}", content.encode(), kind)
         except ObjectExists:
             pass
-    return StoredReport(f"{base}.json", digest, sequence, store.link(f"{base}.json"))
+    return StoredReport(f"{base}.json", digest, sequence, store.link(f"{base}.json"), store.web_link(f"{base}.md"))
 
 
 @dataclass

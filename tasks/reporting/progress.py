@@ -9,7 +9,7 @@ from tasks.retry import retrying
 @task(**retrying(retries=2, timeout_seconds=30))
 def start_progress(key: str, total: int) -> str:
     """A progress artifact at 0%."""
-    return str(create_progress_artifact(0.0, key=key, description=f"0 of {total}"))
+    return str(create_progress_artifact(0.0, description=f"{key}: 0 of {total}"))
 
 
 @task(**retrying(retries=2, timeout_seconds=30))

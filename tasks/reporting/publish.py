@@ -45,20 +45,24 @@ def publish(report: Report) -> Report:
         report.finish()
     report = report.redacted()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
-    stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), report.flow_run_id)
+    markdown = render_markdown(report)
+    stored = append_report(store, report.model_dump(mode="json"), markdown, report.flow_run_id)
     report.stored_at = stored.link
     key = artifact_key(report.runbook, report.target)
-    # the chain head and the artifacts are independent writes to the Prefect API: made side by side
+    where = (f"\n\n---\nStored in the audit store as `{stored.key}` (report #{stored.sequence}, sha256 "
+             f"{stored.sha256[:12]}): " + (f"[open it]({stored.web_link}), or read it" if stored.web_link else "read it")
+             + f" with `playground-ops audit show {stored.key}`.")
+    # one keyed summary per runbook and target (its history is the Artifacts page's row); tables ride along unkeyed.
+    # The chain head and the artifacts are independent writes to the Prefect API: made side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
         writes = [in_context(pool, record_chain_head, store.url, report.runbook, report.target, stored),
-                  in_context(pool, create_markdown_artifact, render_markdown(report), key=key,
-                              description=f"{report.runbook} on {report.target}: {report.status.value}"),
-                  in_context(pool, create_link_artifact, stored.link,
-                              link_text=f"stored report #{stored.sequence} (sha256 {stored.sha256[:12]})",
-                              key=artifact_key(key, "audit"), description="The report's copy in the audit store")]
-        writes += [in_context(pool, create_table_artifact, rows, key=artifact_key(key, name),
-                               description=f"{report.runbook}: {name}")
+                  in_context(pool, create_markdown_artifact, markdown + where, key=key,
+                             description=f"{report.runbook} on {report.target}: {report.status.value}")]
+        writes += [in_context(pool, create_table_artifact, rows, description=f"{report.runbook} on {report.target}: {name}")
                    for name, rows in report.tables.items() if rows and len(rows) <= 500]
+        if stored.web_link:
+            writes.append(in_context(pool, create_link_artifact, stored.web_link, link_text=f"stored report #{stored.sequence}",
+                                     description="The report's copy in the audit store"))
         for write in writes:
             write.result()
     get_run_logger().info("Report %s (%s) stored at %s", report.runbook, report.status.value, stored.link)

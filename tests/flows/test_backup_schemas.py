@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from sandbox import manager
+from tasks.backup.pg_tools import program
 from tests.conftest import use_target
 
 SCHEMA = r"""
@@ -66,7 +67,7 @@ PROBES = {
 
 
 def psql(url: str, query: str) -> str:
-    out = subprocess.run(["psql", url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query],
+    out = subprocess.run([program("psql"), url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return out.stdout
@@ -80,7 +81,7 @@ def odd_database(ops, tmp_path, monkeypatch):
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute("CREATE DATABASE ops_odd_schema")
     url = manager.database_url(ops, "ops_odd_schema")
-    subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SCHEMA], check=True, capture_output=True)
+    subprocess.run([program("psql"), url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SCHEMA], check=True, capture_output=True)
     use_target(tmp_path, monkeypatch, "odd", url, manager.redis_url(ops))
     monkeypatch.setenv("OPS_BACKUP_URL", str(tmp_path / "backups"))
     yield url, manager.database_url(ops, "ops_odd_schema_restored"), tmp_path / "backups"

