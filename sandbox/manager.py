@@ -254,9 +254,9 @@ def up(settings: Settings, users: int = 200, requests: int = 20_000, days: int =
 
 
 def down(settings: Settings, purge: bool = False) -> None:
-    """Stop the backend, the stand-ins and the sandbox's own PostgreSQL; with purge, also drop the sandbox database
-    (the private cluster's data goes with it), empty its Redis database, and remove the application repository and
-    the pull requests."""
+    """Stop the backend, the stand-ins and the sandbox's own PostgreSQL; with purge, first drop the sandbox database
+    (nothing else of the server), empty its Redis database, and remove the application repository and the pull
+    requests."""
     stop_backend(settings)
     stop_service(settings, "standins")
     cluster = settings.sandbox_cluster()
@@ -264,14 +264,12 @@ def down(settings: Settings, purge: bool = False) -> None:
         shutil.rmtree(app_repo_path(settings), ignore_errors=True)
         (state_dir(settings) / "github.json").unlink(missing_ok=True)
         (state_dir(settings) / "render.json").unlink(missing_ok=True)
-        if cluster is not None:
-            cluster.remove()
-        else:
-            with psycopg.connect(settings.sandbox_admin_url, autocommit=True) as conn:
+        if cluster is None or cluster.running() or cluster.initialised():
+            with psycopg.connect(ensure_server(settings), autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(settings.sandbox_database)))
         redis.Redis.from_url(redis_url(settings)).flushdb()
-    elif cluster is not None:
+    if cluster is not None:
         cluster.stop()
 
 

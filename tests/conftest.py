@@ -36,7 +36,7 @@ ENV = {
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
     "OPS_HOME": str(SESSION_DIR / "ops"),
     "OPS_SANDBOX_DATABASE": "playground_sandbox_test",
-    "OPS_SANDBOX_REDIS_DB": "14",
+    "OPS_SANDBOX_REDIS_DB": os.environ.get("OPS_TEST_REDIS_DB", "14"),  # another db for a second suite beside this one
     "OPS_SANDBOX_PORT": str(free_port()),
     "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
     "OPS_SANDBOX_PG_PORT": str(free_port()),

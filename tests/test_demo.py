@@ -35,6 +35,6 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     assert any(h.startswith("security-fixes-") for h in heads)
     bare = SESSION_DIR / "demo-ops" / "sandbox" / "playground-app.git"
     assert git("log", "-1", "--format=%s", update["head"], cwd=bare).startswith("chore: update dependencies ")
-    # the demo stopped the sandbox's own PostgreSQL it started; its data goes with the purge
+    # the demo stopped the sandbox's own PostgreSQL it had started
+    assert not (SESSION_DIR / "demo-ops" / "sandbox" / "postgres" / "pgdata" / "postmaster.pid").exists()
     assert cli("sandbox", "down", "--purge", env=env).returncode == 0
-    assert not (SESSION_DIR / "demo-ops" / "sandbox" / "postgres" / "pgdata").exists()

@@ -98,6 +98,9 @@ class Cluster:
                                f"{(result.stderr or result.stdout).strip()[-800:]}; see {self.log}")
         return result
 
+    def initialised(self) -> bool:
+        return (self.data / "PG_VERSION").exists()
+
     def running(self) -> bool:
         """Whether a server runs on this data directory (pg_ctl reads postmaster.pid and checks the process)."""
         if not (self.data / "PG_VERSION").exists():
