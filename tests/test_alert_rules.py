@@ -104,7 +104,7 @@ def test_state_carried_across_evaluations_is_all_a_restarted_runner_needs():
     ("rules:\n  - {name: X, metric: cpu_pct, threshold: 1, severity: page, summary: s}", "rules[0] (X).severity"),
     ("rules:\n  - {name: X, metric: cpu_pct, threshold: 1, severity: warning, summary: s}\n"
      "  - {name: X, metric: cpu_pct, threshold: 2, severity: warning, summary: s}", "expected each rule name once"),
-    ("rules: [", "a readable YAML file"),
+    ("rules: [", "OPS_ALERT_RULES_FILE: expected valid YAML (got "),  # and the file, line and column
 ])
 def test_a_bad_rules_file_is_refused_naming_what_is_wrong(tmp_path, text, expected):
     path = tmp_path / "rules.yaml"

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import flow_run_artifacts
+
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -48,8 +50,7 @@ def test_a_critical_run_is_named_critical_in_the_ui_and_its_report_shows_the_fin
     ui = os.environ["PREFECT_UI_URL"]
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
-        summary = next(a for a in client.read_artifacts() if a.key == "health-check-sandbox"
-                       and a.flow_run_id == run.id)
+    summary = next(a for a in flow_run_artifacts(str(run.id)) if a.key == "health-check-sandbox")
     page, page_shot = render(f"{ui}/runs/flow-run/{run.id}", tmp_path, "run")
     assert "Critical" in page and run.name in page
     artifact, artifact_shot = render(f"{ui}/artifacts/artifact/{summary.id}", tmp_path, "artifact")
