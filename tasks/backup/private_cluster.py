@@ -186,7 +186,8 @@ def _share(root: Path) -> None:
     entry = pwd.getpwnam(user)
     os.chown(root, entry.pw_uid, entry.pw_gid)
     root.chmod(0o700)
-    for parent in root.resolve().parents:
+    # the cluster's folder and the server's programs (a checkout's .venv may sit under a private home folder)
+    for parent in [*root.resolve().parents, *server_bindir().resolve().parents]:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)  # traverse only: no listing, no reading
