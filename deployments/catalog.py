@@ -48,12 +48,11 @@ class DeploymentSpec:
         from pydantic import TypeAdapter, ValidationError
 
         signature = inspect.signature(self.load_flow().fn)
-        checked = {}
         for name, value in parameters.items():
             annotation = signature.parameters[name].annotation
             adapter = TypeAdapter(Any if annotation is inspect.Parameter.empty else annotation)
             try:
-                checked[name] = adapter.validate_python(value)
+                adapter.validate_python(value)
             except ValidationError:
                 raise ConfigError(f"parameter {name} of {self.name}", describe(adapter.json_schema()),
                                   got=str(value)[:80]) from None

@@ -33,21 +33,18 @@ def bad_input_exits_2(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ConfigError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
         except Exception as exc:
-            unreachable = prefect_unreachable(exc)
-            if unreachable is None:
+            error = exc if isinstance(exc, ConfigError) else prefect_unreachable(exc)
+            if error is None:
                 raise
-            typer.echo(f"error: {unreachable}", err=True)
+            typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
-def prefect_unreachable(exc: BaseException) -> str | None:
-    """One line naming PREFECT_API_URL when the exception is the Prefect API not answering, else None."""
+def prefect_unreachable(exc: BaseException) -> ConfigError | None:
+    """The error naming PREFECT_API_URL when the exception is the Prefect API not answering, else None."""
     import httpx
 
     api = os.environ.get("PREFECT_API_URL") or _prefect_api_url()
@@ -58,8 +55,9 @@ def prefect_unreachable(exc: BaseException) -> str | None:
             except RuntimeError:  # no request attached
                 url = ""
             if not api or url.startswith(api.rstrip("/")) or not url:
-                return (f"PREFECT_API_URL: expected a reachable Prefect API (got {api or 'no URL set'}: "
-                        f"{type(err).__name__}); start one with `prefect server start` or set PREFECT_API_URL")
+                return ConfigError("PREFECT_API_URL", "a reachable Prefect API",
+                                   got=f"{api or 'no URL set'}: {type(err).__name__}; start one with "
+                                       "`prefect server start` or set PREFECT_API_URL")
     return None
 
 
@@ -70,17 +68,6 @@ def _prefect_api_url() -> str | None:
         return PREFECT_API_URL.value()
     except Exception:
         return None
-
-
-def with_prefect(fn: Callable[[], Any]) -> Any:
-    """Call fn, which talks to the Prefect API; an unreachable API is one line naming PREFECT_API_URL."""
-    try:
-        return fn()
-    except Exception as exc:
-        message = prefect_unreachable(exc)
-        if message is None:
-            raise
-        raise ConfigError("PREFECT_API_URL", message.split("expected ", 1)[1]) from None
 
 
 def _settings():
@@ -102,7 +89,7 @@ def setup() -> None:
     settings = _settings()
     load_targets(settings)
     check_alert_rules()
-    result = with_prefect(lambda: run_setup(settings))
+    result = run_setup(settings)
     for label, items in (("created", result.created), ("updated", result.updated),
                          ("unchanged", result.unchanged), ("skipped", result.skipped)):
         for item in items:
@@ -120,7 +107,7 @@ def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs
 
     load_targets(_settings())
     check_alert_rules()
-    with_prefect(lambda: serve_all(limit=limit, schedules=schedules))
+    serve_all(limit=limit, schedules=schedules)
 
 
 def _parse_params(params: list[str], allowed: list[str], runbook: str) -> dict[str, Any]:
@@ -154,7 +141,7 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook))
     if target is not None:
         parameters["target"] = target
-    outcome = with_prefect(lambda: trigger_and_wait(spec.full_name, parameters, timeout))
+    outcome = trigger_and_wait(spec.full_name, parameters, timeout)
     typer.echo(f"{runbook} on {target or default}: {outcome.state}" + (f": {outcome.message}" if outcome.message else ""))
     if not outcome.final:
         typer.echo(f"still running after {timeout:g} s: the run goes on; watch it at {outcome.link}")
@@ -449,7 +436,7 @@ def audit_verify() -> None:
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     try:
-        checks = verify_store(store, heads=with_prefect(lambda: recorded_chain_heads(store.url)))
+        checks = verify_store(store, heads=recorded_chain_heads(store.url))
     except StoreUnreadable as exc:
         typer.echo(f"error: OPS_AUDIT_URL: {exc}", err=True)
         raise typer.Exit(2) from None

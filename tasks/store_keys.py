@@ -27,11 +27,6 @@ def check_key(key: str, what: str, layout: str) -> str:
     return key
 
 
-def check_part(value: str, what: str, example: str) -> str:
-    """One part of a key (a runbook, target or backup id): no separator, no `..`."""
-    return check_key(value, what, example)
-
-
 def check_relative(key: str, what: str = "store key") -> str:
     """Any key a store is asked for stays inside it: relative, no `.`/`..` part, no backslash, no empty part
     (a prefix may end with `/`). The stores call this on every key, whatever layout the caller checked."""

@@ -244,7 +244,6 @@ class ExistingDatabase:
     """What the server says of a database a restore would replace."""
     name: str
     is_template: bool = False
-    allows_connections: bool = True
     comment: str | None = None
 
 

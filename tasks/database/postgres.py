@@ -261,13 +261,13 @@ def run_queries(database_url: SecretStr | str, database: str, queries: dict[str,
 
 
 def inspect_database(server: SecretStr | str, name: str):
-    """What the server says of a database (template or not, connections allowed, its label); None if absent."""
+    """What the server says of a database (template or not, its label); None if absent."""
     from tasks.backup.policy import ExistingDatabase
 
     with connect(server) as conn:
-        row = conn.execute("SELECT datistemplate, datallowconn, shobj_description(oid, 'pg_database') "
+        row = conn.execute("SELECT datistemplate, shobj_description(oid, 'pg_database') "
                            "FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    return None if row is None else ExistingDatabase(name, is_template=row[0], allows_connections=row[1], comment=row[2])
+    return None if row is None else ExistingDatabase(name, is_template=row[0], comment=row[1])
 
 
 def swap_in_database(server: SecretStr | str, restored: str, database: str, run_id: str, label: str,
