@@ -68,3 +68,11 @@ def test_run_prints_why_a_run_failed_and_where_to_watch_one_still_running(served
     assert waiting.returncode == 1
     assert "still running after 0 s: the run goes on; watch it at http://" in waiting.stdout
     assert "/runs/flow-run/" in waiting.stdout
+    # the run goes on: it must end before the next test stops the sandbox's backend under it
+    import asyncio
+    from uuid import UUID
+
+    from prefect.flow_runs import wait_for_flow_run
+
+    run_id = UUID(waiting.stdout.split("/runs/flow-run/")[1].split()[0].strip(".,)"))
+    assert asyncio.run(wait_for_flow_run(run_id, timeout=300)).state.is_final()
