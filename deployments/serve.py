@@ -44,7 +44,13 @@ def serve_all(limit: int | None = None, schedules: bool = True) -> None:
 
     With schedules=False the deployments are registered with their schedules inactive: on-demand runs only.
     """
+    import os
+
     from prefect import serve
 
+    from deployments.setup import HEARTBEAT_SECONDS
+
+    # the runs this process starts send heartbeats, so a run lost with this host is marked Crashed
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     deployments = [runner_deployment(spec, schedules) for spec in load_catalog().values()]
     serve(*deployments, pause_on_shutdown=False, limit=limit)

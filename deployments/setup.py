@@ -6,6 +6,7 @@ Idempotent: each piece is looked up by name and updated in place, so running set
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from playground_ops.settings import Settings
 
@@ -15,6 +16,11 @@ GLOBAL_LIMITS = {
     "playground-ops-database-heavy": 1,  # backup, maintenance and performance review never overlap
 }
 DIAGNOSTICS_AUTOMATION = "playground-ops: run diagnostics when an alert fires"
+LOST_RUN_AUTOMATION = "playground-ops: a run whose heartbeats stopped is Crashed"
+HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY wherever runbooks run (Prefect's minimum)
+LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's process or host is gone
+# every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
+FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", "Warning", "Critical", "Skipped")
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
 RUNBOOK_TAG = "playground-ops"
 FAILURE_SUBJECT = "[FAILED] runbook {{ flow.name }} on {{ flow_run.parameters.get('target') or 'the default target' }}"
@@ -33,18 +39,35 @@ class SetupResult:
     skipped: list[str] = field(default_factory=list)
 
 
+def pool_job_template() -> dict:
+    """The process pool's job template, with heartbeats on in every run a worker of the pool starts."""
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["env"]["default"] = {
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    return template
+
+
 def ensure_work_pool(name: str, result: SetupResult) -> None:
     from prefect import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
+    template = pool_job_template()
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
-            result.unchanged.append(f"work pool {name}")
+            pool = client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
             result.created.append(f"work pool {name}")
+            return
+        env = pool.base_job_template.get("variables", {}).get("properties", {}).get("env", {})
+        if env.get("default", {}).get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY") == str(HEARTBEAT_SECONDS):
+            result.unchanged.append(f"work pool {name}")
+        else:
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+            result.updated.append(f"work pool {name} (run heartbeats every {HEARTBEAT_SECONDS} s)")
 
 
 def ensure_global_limits(result: SetupResult) -> None:
@@ -97,7 +120,8 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
     from prefect.events.schemas.automations import EventTrigger, Posture
 
     if block_id is None:
-        result.skipped.append("failure automation (no notification block)")
+        result.skipped.append("failure automation: NO ONE WILL BE NOTIFIED when a runbook fails or crashes "
+                              "(set OPS_WEBHOOK_URL or OPS_SLACK_WEBHOOK_URL and run setup again)")
         return
     trigger = EventTrigger(
         expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"},
@@ -132,6 +156,27 @@ def _upsert_automation(name: str, description: str, trigger, action, result: Set
     result.updated.append(f"automation {name!r}")
 
 
+def ensure_lost_run_automation(result: SetupResult) -> None:
+    """Prefect's "detect zombie flows" automation: a run whose heartbeats stop for LOST_AFTER_SECONDS without an
+    event of a final state (its process or its host is gone) becomes Crashed, which the failure automation
+    notifies and which frees its deployment's concurrency slot."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    heartbeat = "prefect.flow-run.heartbeat"
+    trigger = EventTrigger(
+        after={heartbeat}, expect={heartbeat, *(f"prefect.flow-run.{name}" for name in FINAL_STATE_NAMES)},
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
+        for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+        within=timedelta(seconds=LOST_AFTER_SECONDS))
+    action = ChangeFlowRunState(state=StateType.CRASHED, message=(
+        f"lost: no heartbeat for {LOST_AFTER_SECONDS} s (the run's process or its host is gone)"))
+    _upsert_automation(LOST_RUN_AUTOMATION, "Marks a runbook run Crashed when its heartbeats stop: its worker, "
+                                            "process or host was lost.", trigger, action, result)
+
+
 def ensure_diagnostics_automation(result: SetupResult) -> None:
     """Start the diagnostics runbook an alert names as soon as the health check reports it firing (an event names
     the runbook's deployment; nothing polls)."""
@@ -151,5 +196,6 @@ def setup(settings: Settings) -> SetupResult:
     ensure_global_limits(result)
     block_id = ensure_notification_block(settings, result)
     ensure_failure_automation(block_id, result)
+    ensure_lost_run_automation(result)
     ensure_diagnostics_automation(result)
     return result

@@ -19,8 +19,9 @@ def api_healthy(api_url: str) -> bool:
 
 
 def start_server(home: Path, host: str = "127.0.0.1", port: int = 4200, timeout: float = 120,
-                 ui: bool = True) -> tuple[str, subprocess.Popen | None]:
-    """Start `prefect server start` unless one answers on host:port; returns its API URL and the process we started."""
+                 ui: bool = True, database_url: str | None = None) -> tuple[str, subprocess.Popen | None]:
+    """Start `prefect server start` unless one answers on host:port; returns its API URL and the process we started.
+    database_url (postgresql+asyncpg://...) puts the server on PostgreSQL instead of SQLite under home."""
     api_url = f"http://{host}:{port}/api"
     if api_healthy(api_url):
         return api_url, None
@@ -28,6 +29,8 @@ def start_server(home: Path, host: str = "127.0.0.1", port: int = 4200, timeout:
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_UI_ENABLED": "true" if ui else "false", "PREFECT_UI_URL": f"http://{host}:{port}",
            "PREFECT_API_URL": api_url, "PREFECT_SERVER_API_HOST": host, "PREFECT_SERVER_API_PORT": str(port)}
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     log = open(home / "server.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
