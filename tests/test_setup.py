@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from tests.conftest import WEBHOOK_TOKEN, cli
 
 
 def test_setup_twice_creates_nothing_twice(ops):
     from prefect import get_client
 
-    from deployments.setup import FAILURE_AUTOMATION, GLOBAL_LIMITS
+    from deployments.setup import FAILURE_AUTOMATION, GLOBAL_LIMITS, LOST_RUN_AUTOMATION
 
     second = cli("setup")
     assert second.returncode == 0, second.stderr
     assert "created" not in second.stdout  # the session's fixture already created everything once
     with get_client(sync_client=True) as client:
-        automations = [a for a in client.read_automations() if a.name == FAILURE_AUTOMATION]
-        assert len(automations) == 1 and automations[0].enabled
-        assert client.read_work_pool("playground-ops").type == "process"
+        for name in (FAILURE_AUTOMATION, LOST_RUN_AUTOMATION):
+            automations = [a for a in client.read_automations() if a.name == name]
+            assert len(automations) == 1 and automations[0].enabled
+        pool = client.read_work_pool("playground-ops")
+        assert pool.type == "process"  # and every run it starts sends heartbeats:
+        assert pool.base_job_template["variables"]["properties"]["env"]["default"] == {
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
         for name, limit in GLOBAL_LIMITS.items():
             assert client.read_global_concurrency_limit_by_name(name).limit == limit
         blocks = [b for b in client.read_block_documents() if b.name == "playground-ops-notifications"]
@@ -65,3 +73,19 @@ def test_every_runbook_parameter_has_a_description_in_the_run_form():
         assert spec.description, spec.name
         schema = parameter_schema(spec.load_flow().fn).model_dump()
         assert {name for name, field in schema["properties"].items() if not field.get("description")} == set(), spec.name
+
+
+def test_the_pull_step_finds_the_hosts_checkout_and_refuses_a_folder_that_is_not_one(tmp_path):
+    from playground_ops.deploy_steps import checkout_dir
+
+    here = Path(__file__).resolve().parent.parent
+    assert checkout_dir({}) == here  # the checkout this host's playground_ops is installed from
+    assert checkout_dir({"PLAYGROUND_OPS_DIR": str(here)}) == here
+    with pytest.raises(ValueError, match=r"^PLAYGROUND_OPS_DIR: expected a playground-ops checkout .* got /nowhere"):
+        checkout_dir({"PLAYGROUND_OPS_DIR": "/nowhere"})
+
+
+def test_setup_without_a_webhook_says_loudly_that_no_one_will_be_notified(ops):
+    result = cli("setup", env={"OPS_WEBHOOK_URL": "", "OPS_SLACK_WEBHOOK_URL": ""})
+    assert result.returncode == 0, result.stderr
+    assert "skipped   failure automation: NO ONE WILL BE NOTIFIED when a runbook fails or crashes" in result.stdout
