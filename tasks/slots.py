@@ -9,6 +9,11 @@ BACKUP = "playground-ops-backup"
 DATABASE_HEAVY = "playground-ops-database-heavy"
 
 
+# A slot's lease, renewed while its run lives: a run lost with its host frees its slots within this (Prefect's
+# minimum), before the lost-run automation declares it Crashed (deployments.setup.LOST_AFTER_SECONDS).
+LEASE_SECONDS = 60
+
+
 class SlotUnavailable(RuntimeError):
     pass
 
@@ -20,7 +25,7 @@ def hold_slots(names: list[str], wait_seconds: float, what: str) -> Iterator[Non
 
     from prefect.concurrency.sync import concurrency
 
-    slots = concurrency(names, occupy=1, timeout_seconds=wait_seconds, strict=True)
+    slots = concurrency(names, occupy=1, timeout_seconds=wait_seconds, strict=True, lease_duration=LEASE_SECONDS)
     try:
         slots.__enter__()
     except TimeoutError:
@@ -66,7 +71,7 @@ def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iter
     if ensure_limit(name).active_slots >= 1:
         yield False
         return
-    slot = concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True)
+    slot = concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True, lease_duration=LEASE_SECONDS)
     try:
         slot.__enter__()
     except TimeoutError:

@@ -120,6 +120,12 @@ def test_a_lost_host_leaves_its_run_crashed_and_notified_and_the_next_run_goes_t
     detected_s = time.monotonic() - lost_at
     assert crashed.state.type.value == "CRASHED", (crashed.state.name, crashed.state.message)
     assert "no heartbeat" in (crashed.state.message or "")
+    from prefect import get_client
+
+    with on(fleet), get_client(sync_client=True) as client:  # the lost run's slots are free by the time it is Crashed
+        held = {name: client.read_global_concurrency_limit_by_name(name).active_slots
+                for name in ("playground-ops-backup", "playground-ops-database-heavy")}
+    assert held == {"playground-ops-backup": 0, "playground-ops-database-heavy": 0}, held
     notes = receiver.wait_for(f"runbook backup-database", timeout=60)
     assert len([n for n in notes if crashed.name in n["body"] or str(run_id) in n["body"]]) == 1
     (after,) = wait_until(fleet, [trigger(fleet, "backup-database")])
