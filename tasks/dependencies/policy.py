@@ -10,50 +10,14 @@ from typing import Any
 
 from tasks.reporting.report import markdown_table
 
-# semver, and the shorter and PEP 440 shapes Python packages use (3.6, 1.0rc1, 2.0.0.post1 is not a release bump)
-SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-?((?:a|b|rc|alpha|beta|dev|pre)[0-9.]*|(?<=-)[0-9A-Za-z.-]+))?"
-                    r"(?:\+[0-9A-Za-z.-]+)?$")
+from tasks.dependencies.versioning import canonical, classify, newest_within
 
-
-@dataclass(frozen=True)
-class Version:
-    major: int
-    minor: int
-    patch: int
-    prerelease: str | None = None
-
-
-def parse_version(text: str | None) -> Version | None:
-    """A semantic version, or None for what is not one (git URLs, `linked`, ranges, missing)."""
-    match = SEMVER.match((text or "").strip())
-    if not match:
-        return None
-    return Version(int(match[1]), int(match[2] or 0), int(match[3] or 0), match[4])
-
-
-def classify(current: str | None, target: str | None) -> str:
-    """patch, minor or major by semantic version; 0.x minor bumps and anything into or out of a prerelease count as
-    major (breaking), as Renovate and the semver spec treat them; 'unknown' when either side is not a version."""
-    a, b = parse_version(current), parse_version(target)
-    if a is None or b is None:
-        return "unknown"
-    if (a.major, a.minor, a.patch, a.prerelease) == (b.major, b.minor, b.patch, b.prerelease):
-        return "none"
-    if b.prerelease and (a.major, a.minor, a.patch) != (b.major, b.minor, b.patch):
-        return "major"  # a prerelease of another version is never applied as a routine update
-    if a.major != b.major:
-        return "major"
-    if a.major == 0 and a.minor != b.minor:
-        return "major"  # in 0.x, a minor bump may break
-    if a.minor != b.minor:
-        return "minor"
-    if a.major == 0 and a.minor == 0:
-        return "major"  # 0.0.x: every bump may break
-    return "patch"
-
-
-# The guide's policy: patch updates apply immediately, minor after testing (both in the weekly branch), major are planned.
-POLICY = {"patch": "apply", "minor": "apply", "major": "plan", "unknown": "skip", "none": "skip"}
+# The guide's policy: patch updates apply immediately, minor after testing (both in the weekly branch), major are
+# planned; what is not a routine update is skipped, saying why.
+POLICY = {"patch": "apply", "minor": "apply", "major": "plan", "unknown": "skip", "none": "skip",
+          "prerelease": "skip", "local": "skip", "downgrade": "skip"}
+WHY_SKIPPED = {"prerelease": "a prerelease is never a routine update", "local": "a local version is not an update",
+               "downgrade": "lower than the version installed"}
 
 
 @dataclass
@@ -74,22 +38,6 @@ class Outdated:
         return self.wanted if self.action == "apply" else self.latest
 
 
-def newest_within(current: str | None, versions: list[str]) -> str | None:
-    """The newest stable release a routine update may reach from current (same major; same minor in 0.x), if newer."""
-    now = parse_version(current)
-    if now is None:
-        return None
-    best: Version | None = None
-    best_text = None
-    for text in versions:
-        v = parse_version(text)
-        if v is None or v.prerelease or classify(current, text) not in ("patch", "minor"):
-            continue
-        if best is None or (v.major, v.minor, v.patch) > (best.major, best.minor, best.patch):
-            best, best_text = v, text
-    return best_text
-
-
 def split_majors(items: list[Outdated], versions: dict[str, list[str]]) -> list[Outdated]:
     """Renovate's manners for a package whose latest is a major: the newest release within the current major is
     applied as a routine update, and the major itself is listed for a person to plan."""
@@ -97,9 +45,9 @@ def split_majors(items: list[Outdated], versions: dict[str, list[str]]) -> list[
     for item in items:
         out.append(item)
         if item.kind == "major" and item.package in versions:
-            within = newest_within(item.current, versions[item.package])
+            within = newest_within(item.current, versions[item.package], item.ecosystem)
             if within:
-                kind = classify(item.current, within)
+                kind = classify(item.current, within, item.ecosystem)
                 out.append(Outdated(item.project, item.package, item.current, within, within, kind, POLICY[kind],
                                     f"latest {item.latest} is a major: planned separately", item.ecosystem))
     return sorted(out, key=lambda o: (o.project, o.package, o.action))
@@ -125,9 +73,9 @@ def parse_npm_outdated(text: str, project: str) -> list[Outdated]:
                 note = "not installed"
             elif any(v in ("git", "linked", "exotic") for v in (current, wanted, latest)):
                 note = "not from the registry (git, linked or exotic)"
-            target = latest if classify(current, latest) in ("patch", "minor") else wanted
-            kind = classify(current, latest) if not note else "unknown"
-            item = Outdated(project, package, current, wanted, latest, kind, POLICY[kind], note)
+            target = latest if classify(current, latest, "npm") in ("patch", "minor") else wanted
+            kind = classify(current, latest, "npm") if not note else "unknown"
+            item = Outdated(project, package, current, wanted, latest, kind, POLICY[kind], note or WHY_SKIPPED.get(kind, ""))
             if kind in ("patch", "minor") and target:
                 item.wanted = target
             found.setdefault((package, current), item)
@@ -141,33 +89,10 @@ def parse_pip_outdated(text: str, project: str, pinned: dict[str, str]) -> list[
         name = canonical(entry["name"])
         if name not in pinned:
             continue
-        kind = classify(entry["version"], entry["latest_version"])
+        kind = classify(entry["version"], entry["latest_version"], "python")
         items.append(Outdated(project, name, entry["version"], entry["latest_version"], entry["latest_version"], kind,
-                              POLICY[kind], ecosystem="python"))
+                              POLICY[kind], WHY_SKIPPED.get(kind, ""), ecosystem="python"))
     return sorted(items, key=lambda o: o.package)
-
-
-def canonical(name: str) -> str:
-    """A Python distribution's normalised name (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# `name[extras] == version` at the start of a requirements line: (indent+name, extras, " == ", version)
-PIN = re.compile(r"(?m)^(\s*[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?(\s*==\s*)([^\s;#]+)")
-
-
-def read_requirement_pins(text: str) -> dict[str, str]:
-    """The exact pins (`name==version`) of a requirements file, by normalised name."""
-    return {canonical(m[1].strip()): m[4] for m in PIN.finditer(text)}
-
-
-def rewrite_requirement_pins(text: str, updates: dict[str, str]) -> str:
-    """The requirements file with the given pins moved to new versions; everything else kept byte for byte."""
-    def bump(m: re.Match) -> str:
-        new = updates.get(canonical(m[1].strip()))
-        return f"{m[1]}{m[2] or ''}{m[3]}{new}" if new else m[0]
-
-    return PIN.sub(bump, text)
 
 
 @dataclass
@@ -304,7 +229,7 @@ def judge_pip_audit(text: str, exit_code: int) -> AuditOutcome:
 
 def _fix_is_major(version: str | None, vuln: dict) -> bool:
     fixes = vuln.get("fix_versions") or []
-    return bool(fixes) and all(classify(version, f) == "major" for f in fixes)
+    return bool(fixes) and all(classify(version, f, "python") == "major" for f in fixes)
 
 
 def advisory_id(advisory: dict) -> str:

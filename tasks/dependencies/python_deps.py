@@ -7,7 +7,6 @@ Each gets a virtual environment outside the git work tree, so nothing of it can 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -17,8 +16,9 @@ from pathlib import Path
 import httpx
 
 from playground_ops.redact import redact
-from tasks.dependencies.policy import (AuditOutcome, Outdated, canonical, judge_pip_audit, parse_pip_outdated,
-                                     read_requirement_pins, rewrite_requirement_pins)
+from tasks.dependencies.policy import AuditOutcome, Outdated, judge_pip_audit, parse_pip_outdated
+from tasks.dependencies.versioning import (canonical, read_requirement_pins, requirement_name,
+                                         rewrite_requirement_pins)
 from tasks.dependencies.npm import CommandResult, run_command
 from tasks.retry import TransientError
 
@@ -68,7 +68,7 @@ def direct_pins(project: Path) -> dict[str, str]:
         return read_requirement_pins((project / "requirements.txt").read_text())
     meta = tomllib.loads((project / "pyproject.toml").read_text())
     lock = tomllib.loads((project / "uv.lock").read_text())
-    direct = {canonical(re.split(r"[\s\[<>=!~;]", d, 1)[0]) for d in meta.get("project", {}).get("dependencies", [])}
+    direct = {requirement_name(d) for d in meta.get("project", {}).get("dependencies", [])} - {None}
     return {canonical(p["name"]): p["version"] for p in lock.get("package", []) if canonical(p["name"]) in direct}
 
 
