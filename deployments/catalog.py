@@ -67,6 +67,8 @@ def describe(schema: dict[str, Any]) -> str:
         return " or ".join(forms) + (" (or null for the default)" if nullable else "")
     if "enum" in schema:
         return "one of " + ", ".join(str(v) for v in schema["enum"])
+    if schema.get("format") == "uuid":
+        return "an id (a UUID such as 0b5e4c1e-4f7a-4a51-9d0e-2f1f3c4d5e6f)"
     kind = schema.get("type")
     low, high = schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum", schema.get("exclusiveMaximum"))
     noun = {"integer": "a whole number", "number": "a number", "boolean": "true or false", "string": "text",

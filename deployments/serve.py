@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from deployments.catalog import DeploymentSpec, load_catalog
@@ -53,4 +55,19 @@ def serve_all(limit: int | None = None, schedules: bool = True) -> None:
     # the runs this process starts send heartbeats, so a run lost with this host is marked Crashed
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     deployments = [runner_deployment(spec, schedules) for spec in load_catalog().values()]
+    threading.Thread(target=_reconcile_once_registered, daemon=True).start()
     serve(*deployments, pause_on_shutdown=False, limit=limit)
+
+
+def _reconcile_once_registered(timeout: float = 300) -> None:
+    """The reconcile automation names the reconcile's deployment: made as soon as serve has registered it."""
+    from deployments.setup import SetupResult, ensure_reconcile_automation
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ensure_reconcile_automation(SetupResult()):
+                return
+        except Exception:  # the API not answering yet: try again
+            pass
+        time.sleep(2)

@@ -17,6 +17,8 @@ GLOBAL_LIMITS = {
 }
 DIAGNOSTICS_AUTOMATION = "playground-ops: run diagnostics when an alert fires"
 LOST_RUN_AUTOMATION = "playground-ops: a run whose heartbeats stopped is Crashed"
+RECONCILE_AUTOMATION = "playground-ops: reconcile a run that crashed"
+RECONCILE_DEPLOYMENT = "reconcile-crashed-run/reconcile-crashed-run"
 HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY wherever runbooks run (Prefect's minimum)
 LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's process or host is gone
 # every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
@@ -39,35 +41,41 @@ class SetupResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def pool_job_template() -> dict:
-    """The process pool's job template, with heartbeats on in every run a worker of the pool starts."""
+def pool_env(workers: int) -> dict[str, str]:
+    """What every run a worker of the pool starts gets: heartbeats, and how many workers share the pool."""
+    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS), "OPS_WORKERS": str(workers)}
+
+
+def pool_job_template(workers: int) -> dict:
+    """The process pool's job template with pool_env in every run; a run's output is not streamed through the worker,
+    so a worker that exits (or is killed) never takes a run that is still working down with it."""
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
-    template["variables"]["properties"]["env"]["default"] = {
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    template["variables"]["properties"]["env"]["default"] = pool_env(workers)
+    template["variables"]["properties"]["stream_output"]["default"] = False
     return template
 
 
-def ensure_work_pool(name: str, result: SetupResult) -> None:
+def ensure_work_pool(name: str, result: SetupResult, workers: int = 1) -> None:
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
-    template = pool_job_template()
+    template = pool_job_template(workers)
+    what = f"work pool {name} (runs send heartbeats every {HEARTBEAT_SECONDS} s; {workers} worker(s))"
     with get_client(sync_client=True) as client:
         try:
             pool = client.read_work_pool(name)
         except ObjectNotFound:
             client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
-            result.created.append(f"work pool {name}")
+            result.created.append(what)
             return
-        env = pool.base_job_template.get("variables", {}).get("properties", {}).get("env", {})
-        if env.get("default", {}).get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY") == str(HEARTBEAT_SECONDS):
-            result.unchanged.append(f"work pool {name}")
+        if pool.base_job_template == template:
+            result.unchanged.append(what)
         else:
             client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
-            result.updated.append(f"work pool {name} (run heartbeats every {HEARTBEAT_SECONDS} s)")
+            result.updated.append(what)
 
 
 def ensure_global_limits(result: SetupResult) -> None:
@@ -177,25 +185,59 @@ def ensure_lost_run_automation(result: SetupResult) -> None:
                                             "process or host was lost.", trigger, action, result)
 
 
+def ensure_reconcile_automation(result: SetupResult) -> bool:
+    """Start reconcile-crashed-run for every runbook run that becomes Crashed (its failed report, its leftovers
+    removed at once). It names the reconcile's deployment, so it is made once that deployment is registered."""
+    from prefect import get_client
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(RECONCILE_DEPLOYMENT)
+        except ObjectNotFound:
+            result.skipped.append(f"automation {RECONCILE_AUTOMATION!r}: the {RECONCILE_DEPLOYMENT} deployment is not "
+                                  "registered yet (run setup again after `prefect deploy --all`; `serve` does it itself)")
+            return False
+    watched = [name for name in runbook_names() if name != "reconcile-crashed-run"]
+    trigger = EventTrigger(expect={"prefect.flow-run.Crashed"}, match={"prefect.resource.id": "prefect.flow-run.*"},
+                           match_related={"prefect.resource.role": "flow", "prefect.resource.name": watched},
+                           posture=Posture.Reactive, threshold=1)
+    action = RunDeployment(source="selected", deployment_id=deployment.id,
+                           parameters={"flow_run_id": "{{ flow_run.id | string }}"})
+    _upsert_automation(RECONCILE_AUTOMATION, "Runs reconcile-crashed-run for a runbook run that Crashed: its failed "
+                                             "report is stored and what it left half done is removed.",
+                       trigger, action, result)
+    return True
+
+
 def ensure_diagnostics_automation(result: SetupResult) -> None:
     """Start the diagnostics runbook an alert names as soon as the health check reports it firing (an event names
     the runbook's deployment; nothing polls)."""
     from prefect.events.actions import RunDeployment
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    trigger = EventTrigger(expect={"playground-ops.alert.firing"}, match={"prefect.resource.id": "playground-ops.alert.*"},
-                           match_related={"prefect.resource.role": "deployment"}, posture=Posture.Reactive, threshold=1)
+    # only an alert that names a diagnostics runbook: the event also carries the run's own deployment (Prefect adds
+    # the run's context), which must never be started again by its own alert
+    diagnostics = [name for name in runbook_names() if name.startswith("diagnose-")]
+    trigger = EventTrigger(expect={"playground-ops.alert.firing"},
+                           match={"prefect.resource.id": "playground-ops.alert.*", "playground-ops.diagnostics": diagnostics},
+                           match_related={"prefect.resource.role": "deployment", "prefect.resource.name": diagnostics},
+                           posture=Posture.Reactive, threshold=1)
     action = RunDeployment(source="inferred", parameters={"target": "{{ event.resource['playground-ops.target'] }}"})
     _upsert_automation(DIAGNOSTICS_AUTOMATION, "Runs the diagnostics runbook named by an alert (HighCpu, HighMemory, "
                                                "...) when it begins firing.", trigger, action, result)
 
 
 def setup(settings: Settings) -> SetupResult:
+    settings.check_shared_stores()  # several workers (OPS_WORKERS or --workers): every store must be shared
     result = SetupResult()
-    ensure_work_pool(settings.work_pool, result)
+    ensure_work_pool(settings.work_pool, result, settings.workers)
     ensure_global_limits(result)
     block_id = ensure_notification_block(settings, result)
     ensure_failure_automation(block_id, result)
     ensure_lost_run_automation(result)
+    ensure_reconcile_automation(result)
     ensure_diagnostics_automation(result)
     return result

@@ -81,12 +81,16 @@ def _settings():
 
 @app.command()
 @bad_input_exits_2
-def setup() -> None:
+def setup(workers: Optional[int] = typer.Option(
+        None, min=1, max=1000, help="How many workers will share the work pool (default OPS_WORKERS, else 1); more "
+                                    "than one needs OPS_BACKUP_URL, OPS_METRICS_URL and OPS_AUDIT_URL on S3.")) -> None:
     """Create (idempotently) the work pool, concurrency limits, notification block and failure automation."""
     from deployments.setup import setup as run_setup
     from playground_ops.settings import load_targets
 
     settings = _settings()
+    if workers is not None:
+        settings = settings.model_copy(update={"workers": workers})
     load_targets(settings)
     check_alert_rules()
     result = run_setup(settings)
@@ -266,6 +270,7 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
 
 # Runbooks that need the one before them (a backup to verify, a verified backup to expire and restore) run in
 # order; every other runbook runs beside them (the global limits still keep heavy database work apart).
+NOT_IN_DEMO = {"reconcile-crashed-run": "it needs a run that crashed; the automation starts it when one does"}
 DEMO_CHAINS = [["backup-database", "verify-backup", "expire-backups", "restore-database"],
                ["performance-review", "database-maintenance"]]
 
@@ -274,7 +279,7 @@ def run_demo_round(catalog: dict) -> dict[str, "RunOutcome"]:
     """Every runbook once, independent ones side by side; the outcomes in the catalog's order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    chained = {name for chain in DEMO_CHAINS for name in chain}
+    chained = {name for chain in DEMO_CHAINS for name in chain} | set(NOT_IN_DEMO)
     chains = [[n for n in chain if n in catalog] for chain in DEMO_CHAINS]
     chains += [[name] for name in catalog if name not in chained]
     outcomes: dict[str, RunOutcome] = {}

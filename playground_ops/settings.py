@@ -245,6 +245,9 @@ class Settings(BaseSettings):
     slack_webhook_url: SecretStr | None = Field(None, validation_alias="OPS_SLACK_WEBHOOK_URL")
     notification_block: str = Field("playground-ops-notifications", validation_alias="OPS_NOTIFICATION_BLOCK")
     work_pool: str = Field("playground-ops", validation_alias="OPS_WORK_POOL")
+    # how many workers share the work pool (`setup --workers N` puts it in the pool's job template): more than one
+    # needs stores they all reach
+    workers: int = Field(1, ge=1, le=1000, validation_alias="OPS_WORKERS")
     backup_url: str | None = Field(None, validation_alias="OPS_BACKUP_URL")
     backup_encryption_secret: str | None = Field(None, validation_alias="OPS_BACKUP_ENCRYPTION_SECRET")
     verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
@@ -326,6 +329,20 @@ class Settings(BaseSettings):
     @property
     def metrics_location(self) -> str:
         return self.metrics_url or str(self.ops_home / "metrics")
+
+    def check_shared_stores(self) -> None:
+        """Several workers (OPS_WORKERS > 1) need the backup, metrics and audit stores on S3: a directory on one
+        host is invisible to the others (a verify would miss another host's backups, alert rules its samples)."""
+        if self.workers <= 1:
+            return
+        local = {name: where for name, where in (("OPS_BACKUP_URL", self.backup_location),
+                                                  ("OPS_METRICS_URL", self.metrics_location),
+                                                  ("OPS_AUDIT_URL", self.audit_location))
+                 if not where.startswith("s3://")}
+        if local:
+            raise ConfigError(f"{', '.join(local)}: {self.workers} workers share the work pool (OPS_WORKERS), so "
+                              "every store must be one they all reach: expected s3://bucket/prefix, got "
+                              + ", ".join(f"the directory {where}" for where in dict.fromkeys(local.values())))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -31,10 +31,13 @@ class Worker:
     log: Path
 
     def ran(self) -> set[str]:
-        """The flow runs that began in a process this worker started (their output streams into its log; a
-        submission the server refused, to another worker or to a concurrency limit, never gets that far)."""
+        """The flow runs this worker started, from its log: its last submission of each was not aborted (the server
+        refuses a submission when another worker took the run, or a concurrency limit holds it)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return set(re.findall(r" - View at \S*/runs/flow-run/([0-9a-f-]{36})", text))
+        last: dict[str, str] = {}
+        for verb, run_id in re.findall(r"(submitting|Aborted submission of) flow run '([0-9a-f-]{36})'", text):
+            last[run_id] = verb
+        return {run_id for run_id, verb in last.items() if verb == "submitting"}
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -87,16 +90,36 @@ class Fleet:
             raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stdout[-2000:]}{result.stderr[-2000:]}")
         return result
 
-    def setup_and_deploy(self) -> str:
-        """`playground-ops setup`, then `prefect --no-prompt deploy --all` from the checkout, as the README says."""
-        out = self.command("playground_ops.cli", "setup").stdout
-        return out + self.command("prefect", "--no-prompt", "deploy", "--all").stdout
+    def setup_and_deploy(self, workers: int) -> str:
+        """As the README says: `playground-ops setup --workers N`, `prefect --no-prompt deploy --all` from the
+        checkout, then setup again (the reconcile automation names a deployment that now exists)."""
+        setup = ("playground_ops.cli", "setup", "--workers", str(workers))
+        return "".join(self.command(*args).stdout for args in (setup, ("prefect", "--no-prompt", "deploy", "--all"), setup))
 
-    def start_worker(self, name: str, limit: int = 1, query_seconds: int = 2) -> Worker:
+    def pause_schedules(self) -> int:
+        """Every deployment's schedules inactive and their scheduled runs gone: only the runs a test starts run."""
+        from prefect import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        paused = 0
+        with temporary_settings({PREFECT_API_URL: self.api_url}), get_client(sync_client=True) as client:
+            for deployment in client.read_deployments():
+                for schedule in deployment.schedules:
+                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+                    paused += 1
+            scheduled = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["SCHEDULED"])))
+            while runs := client.read_flow_runs(flow_run_filter=scheduled, limit=200):
+                for run in runs:
+                    client.delete_flow_run(run.id)
+        return paused
+
+    def start_worker(self, name: str, limit: int = 1, query_seconds: int = 2, env: dict[str, str] | None = None) -> Worker:
+        """`prefect worker start --pool playground-ops` in a working directory of its own (env: this host's)."""
         directory = self.root / name
         directory.mkdir(parents=True, exist_ok=True)
         log = directory / "worker.log"
-        env = {**self.env, "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds)}
+        env = {**(self.env if env is None else env), "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds)}
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "playground-ops", "--name", name,
              "--limit", str(limit)], cwd=directory, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,

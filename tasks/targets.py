@@ -11,7 +11,9 @@ from tasks.retry import retrying
 
 @task(**retrying(retries=2, timeout_seconds=30))
 def load_target(name: str | None = None) -> Target:
-    """The target to maintain, with its secrets resolved; fails naming the valid targets if it is unknown."""
+    """The target to maintain, with its secrets resolved; fails naming the valid targets if it is unknown, or if
+    this worker is one of several (OPS_WORKERS) with a store on its own disk."""
+    load_settings().check_shared_stores()
     return get_target(name)
 
 

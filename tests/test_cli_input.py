@@ -155,3 +155,8 @@ def test_ops_home_defaults_under_home_and_nothing_lands_in_home_itself(tmp_path)
     assert result.stdout.strip() == str(tmp_path / ".playground-ops")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".playground-ops"]
     assert (tmp_path / ".playground-ops" / "sandbox" / "jwt_secret").exists()
+
+
+def test_reconcile_refuses_a_run_id_that_is_not_one_before_any_run():
+    line = one_line_error(cli("run", "reconcile-crashed-run", "--param", "flow_run_id=../x", env=SANDBOX_ENV))
+    assert "parameter flow_run_id of reconcile-crashed-run: expected an id (a UUID such as" in line and "../x" in line

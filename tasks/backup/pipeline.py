@@ -21,7 +21,7 @@ from tasks.backup import pg_tools
 from tasks.backup.archive_reader import ArchiveReader
 from tasks.backup.policy import (BackupManifest, ExistingDatabase, Relation, RestorePlan, Rung, TableFigures,
                                  Verification, archive_key, check_versions, group_backups, manifest_key,
-                                 missing_from_archive)
+                                 leftovers_of_run, missing_from_archive)
 from tasks.backup.store import BackupStore, MiB, open_backup_store, part_size_for
 from tasks.backup.stream_codec import Hashed, IntegrityError, compress, decompress, decrypt, encrypt
 from tasks.database import postgres
@@ -434,6 +434,23 @@ def clean_incomplete(settings: Settings, target: str, incomplete: dict[str, dict
             removed.append(f"{upload['key']} (incomplete upload)")
             if not dry_run:
                 store.abort_upload(upload["key"], upload["upload_id"])
+    return removed
+
+
+@task(**retrying(retries=3, timeout_seconds=600))
+def remove_run_leftovers(settings: Settings, target: str, run_id: str, dry_run: bool) -> list[str]:
+    """Remove what one backup run left half done (it crashed): its archive without a manifest, its unfinished
+    multipart upload. Nothing else: a complete backup, or another run's, is never touched. Idempotent."""
+    store = backup_store(settings)
+    _, incomplete = list_backups.fn(settings, target)
+    ids, uploads = leftovers_of_run(incomplete, store.incomplete_uploads(f"{target}/"), target, run_id)
+    removed = [key for backup_id in ids for key in incomplete[backup_id]["keys"]]
+    removed += [f"{u['key']} (incomplete upload)" for u in uploads]
+    if not dry_run:
+        for backup_id in ids:
+            store.delete(incomplete[backup_id]["keys"])
+        for upload in uploads:
+            store.abort_upload(upload["key"], upload["upload_id"])
     return removed
 
 

@@ -107,7 +107,7 @@ def missing_from_archive(relations: list[Relation], large_objects: int, entries:
 
 def backup_id_for(target: str, at: datetime, run_id: str) -> str:
     """Sortable by time, unique per run: <target>-<UTC timestamp>-<first 8 characters of the flow run id>."""
-    return f"{target}-{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{run_id.replace('-', '')[:8]}"
+    return f"{target}-{at.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{run_suffix(run_id)}"
 
 
 def archive_key(target: str, backup_id: str, encrypted: bool) -> str:
@@ -170,6 +170,22 @@ def plan_retention(manifests: list[BackupManifest], now: datetime, keep_days: in
             state = "failed verification" if m.verified is False else ("verified" if m.verified else "unverified")
             delete.append((m.backup_id, f"{age} days old, {state}, older than the newest verified backup"))
     return Retention(keep, delete)
+
+
+def run_suffix(run_id: str) -> str:
+    """The part of a backup's id that names the run which made it (see backup_id_for)."""
+    return run_id.replace("-", "")[:8]
+
+
+def leftovers_of_run(incomplete: dict[str, dict[str, Any]], uploads: list[dict[str, Any]], target: str,
+                     run_id: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """What one run left half done: its backups without a manifest, and its unfinished uploads (by the run's id in
+    the backup's id). A complete backup (manifest written last) is never among them."""
+    suffix = f"-{run_suffix(run_id)}"
+    ids = sorted(b for b in incomplete if b.endswith(suffix))
+    mine = [u for u in uploads if len(parts := u["key"].split("/")) >= 2 and parts[0] == target
+            and parts[1].endswith(suffix)]
+    return ids, mine
 
 
 def group_backups(objects: list[tuple[str, int, datetime]], target: str) -> dict[str, dict[str, Any]]:

@@ -193,11 +193,15 @@ def chain_head(store: Store, runbook: str, target: str) -> tuple[str, str, int] 
     return best
 
 
+def report_key(runbook: str, target: str, day: str, run_id: str) -> str:
+    """Where a run's report is stored: <runbook>/<target>/<YYYY-MM-DD of its start>/<flow run id>.json."""
+    return f"{runbook}/{target}/{day}/{run_id}.json"
+
+
 def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: str) -> StoredReport:
     """Write a report at the end of its chain (JSON, Markdown, SHA-256); retried writes never duplicate it."""
     runbook, target = report["runbook"], report["target"]
-    day = str(report["started_at"])[:10]
-    base = f"{runbook}/{target}/{day}/{run_id}"
+    base = report_key(runbook, target, str(report["started_at"])[:10], run_id).removesuffix(".json")
     head = chain_head(store, runbook, target)
     if head is not None and head[0] == f"{base}.json":
         # An earlier attempt of this same run stored the report: finish its sidecars, never chain it twice.

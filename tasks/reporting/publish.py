@@ -39,8 +39,9 @@ def publish(report: Report) -> Report:
     """Store the report in the audit store and show it in the Prefect UI; returns it with where it is stored."""
     settings = load_settings()
     report = report.model_copy(deep=True)
-    report.flow_run_id = report.flow_run_id or _flow_run_id()
-    report.started_at = RUN_STARTED.get() or report.started_at
+    if report.flow_run_id is None:  # this run's own report (a reconcile may store one for a run that crashed)
+        report.flow_run_id = _flow_run_id()
+        report.started_at = RUN_STARTED.get() or report.started_at
     if report.finished_at is None:
         report.finish()
     report = report.redacted()
@@ -70,6 +71,17 @@ def publish(report: Report) -> Report:
     if published is not None:
         published.append(report)
     return report
+
+
+@task(**retrying(retries=3, backoff=1, timeout_seconds=120))
+def stored_report_of(runbook: str, target: str, run_id: str, started_at) -> str | None:
+    """Where the audit store holds the report of that run, or None if it stored none."""
+    from tasks.reporting.audit import report_key
+
+    settings = load_settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    key = report_key(runbook, target, str(started_at)[:10] if started_at else "", run_id)
+    return store.link(key) if key in store.list(key.rsplit("/", 1)[0] + "/") else None
 
 
 def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport) -> None:
