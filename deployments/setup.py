@@ -176,7 +176,10 @@ def ensure_lost_run_automation(result: SetupResult) -> None:
     trigger = EventTrigger(
         after={heartbeat}, expect={heartbeat, *(f"prefect.flow-run.{name}" for name in FINAL_STATE_NAMES)},
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        match_related={"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
+        # a runbook's deployment runs only: they beat every HEARTBEAT_SECONDS (the pool's template, serve); a run
+        # started in a Python process of its own beats at Prefect's default 180 s and is left alone
+        match_related=[{"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
+                       {"prefect.resource.role": "deployment"}],
         for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
         within=timedelta(seconds=LOST_AFTER_SECONDS))
     action = ChangeFlowRunState(state=StateType.CRASHED, message=(

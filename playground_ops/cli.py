@@ -102,6 +102,24 @@ def setup(workers: Optional[int] = typer.Option(
 
 @app.command()
 @bad_input_exits_2
+def worker(pool: str = typer.Option("playground-ops", help="The work pool to take runs from."),
+           name: Optional[str] = typer.Option(None, help="This worker's name (default: one Prefect makes up)."),
+           limit: int = typer.Option(4, min=1, max=100, help="At most this many runs at once on this worker."),
+           work_queue: Optional[list[str]] = typer.Option(None, help="Take runs from these queues of the pool only "
+                                                                     "(repeatable; default: every queue)."),
+           drain_seconds: float = typer.Option(900, min=0, help="On SIGTERM or Ctrl-C: take no more runs and wait "
+                                                                "this long for the running ones to finish.")) -> None:
+    """Run a process worker of the pool that drains on SIGTERM: no new runs, the running ones finish, then exit."""
+    import asyncio
+
+    from playground_ops.worker import run_worker
+
+    left = asyncio.run(run_worker(pool, name, limit, drain_seconds, work_queue or None, printer=typer.echo))
+    raise typer.Exit(1 if left else 0)
+
+
+@app.command()
+@bad_input_exits_2
 def serve(limit: Optional[int] = typer.Option(None, help="At most this many runs at once in this process."),
           schedules: bool = typer.Option(True, help="--no-schedules registers the schedules inactive: on demand only.")
           ) -> None:

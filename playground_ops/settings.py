@@ -340,9 +340,9 @@ class Settings(BaseSettings):
                                                   ("OPS_AUDIT_URL", self.audit_location))
                  if not where.startswith("s3://")}
         if local:
-            raise ConfigError(f"{', '.join(local)}: {self.workers} workers share the work pool (OPS_WORKERS), so "
-                              "every store must be one they all reach: expected s3://bucket/prefix, got "
-                              + ", ".join(f"the directory {where}" for where in dict.fromkeys(local.values())))
+            raise ConfigError(f"{', '.join(local)} ({self.workers} workers share the work pool: OPS_WORKERS)",
+                              "a store every worker reaches, s3://bucket/prefix",
+                              got=", ".join(dict.fromkeys(local.values())))
 
 
 def load_settings(**overrides: Any) -> Settings:

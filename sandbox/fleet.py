@@ -114,15 +114,17 @@ class Fleet:
                     client.delete_flow_run(run.id)
         return paused
 
-    def start_worker(self, name: str, limit: int = 1, query_seconds: int = 2, env: dict[str, str] | None = None) -> Worker:
-        """`prefect worker start --pool playground-ops` in a working directory of its own (env: this host's)."""
+    def start_worker(self, name: str, limit: int = 1, query_seconds: int = 2, env: dict[str, str] | None = None,
+                     drain_seconds: float = 120) -> Worker:
+        """`playground-ops worker --pool playground-ops` in a working directory of its own (env: this host's)."""
         directory = self.root / name
         directory.mkdir(parents=True, exist_ok=True)
         log = directory / "worker.log"
         env = {**(self.env if env is None else env), "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds)}
         process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "playground-ops", "--name", name,
-             "--limit", str(limit)], cwd=directory, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "playground_ops.cli", "worker", "--pool", "playground-ops", "--name", name,
+             "--limit", str(limit), "--drain-seconds", str(drain_seconds)],
+            cwd=directory, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         worker = Worker(name, directory, process, log)
         self.workers.append(worker)

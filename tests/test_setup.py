@@ -23,8 +23,9 @@ def test_setup_twice_creates_nothing_twice(ops):
             assert len(automations) == 1 and automations[0].enabled
         pool = client.read_work_pool("playground-ops")
         assert pool.type == "process"  # and every run it starts sends heartbeats:
-        assert pool.base_job_template["variables"]["properties"]["env"]["default"] == {
-            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+        variables = pool.base_job_template["variables"]["properties"]
+        assert variables["env"]["default"] == {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30", "OPS_WORKERS": "1"}
+        assert variables["stream_output"]["default"] is False  # a run never goes down with its worker's pipe
         for name, limit in GLOBAL_LIMITS.items():
             assert client.read_global_concurrency_limit_by_name(name).limit == limit
         blocks = [b for b in client.read_block_documents() if b.name == "playground-ops-notifications"]

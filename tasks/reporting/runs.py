@@ -29,8 +29,8 @@ def check_run_id(text: str) -> str:
     try:
         return str(UUID(str(text).strip()))
     except ValueError:
-        raise ConfigError(f"flow_run_id: expected a flow run's id (a UUID such as "
-                          f"0b5e4c1e-4f7a-4a51-9d0e-2f1f3c4d5e6f), got {str(text)[:60]!r}") from None
+        raise ConfigError("flow_run_id", "a flow run's id (a UUID such as 0b5e4c1e-4f7a-4a51-9d0e-2f1f3c4d5e6f)",
+                          got=repr(str(text)[:60])) from None
 
 
 @task(**retrying(retries=3, timeout_seconds=30))
@@ -44,7 +44,7 @@ def read_run(flow_run_id: str) -> RunRecord:
         try:
             run = client.read_flow_run(UUID(run_id))
         except ObjectNotFound:
-            raise ConfigError(f"flow_run_id: no flow run {run_id} on this Prefect server") from None
+            raise ConfigError("flow_run_id", "the id of a flow run on this Prefect server", got=run_id) from None
         flow = client.read_flow(run.flow_id)
     state = run.state
     return RunRecord(run_id, run.name, flow.name, state.type.value if state else "", state.name if state else "",

@@ -197,7 +197,7 @@ def test_a_stopped_worker_lets_its_run_finish_and_exits(fleet):
     waited = worker.stop(timeout=120)  # SIGTERM, as systemd and Kubernetes send
     (run,) = wait_until(fleet, [run_id], timeout=60)
     assert run.state.type.value == "COMPLETED", (run.state.name, run.state.message)
-    assert worker.process.returncode is not None
+    assert worker.process.returncode == 0 and "drained and stopped" in worker.log.read_text()
     print(f"the worker exited {waited:.1f} s after SIGTERM; its run ended {run.state.name}")
 
 
@@ -207,8 +207,10 @@ def test_a_worker_with_a_store_on_its_own_disk_is_refused_in_a_shared_pool(fleet
     (run,) = wait_until(fleet, [trigger(fleet, "health-check")])
     assert fleet.worker_of(run.id) == "worker-local"
     assert run.state.type.value == "FAILED"
-    assert ("OPS_BACKUP_URL, OPS_METRICS_URL, OPS_AUDIT_URL: 2 workers share the work pool (OPS_WORKERS), so every "
-            "store must be one they all reach: expected s3://bucket/prefix, got the directory") in run.state.message
+    home = fleet.env["OPS_HOME"]
+    assert ("OPS_BACKUP_URL, OPS_METRICS_URL, OPS_AUDIT_URL (2 workers share the work pool: OPS_WORKERS): expected a "
+            f"store every worker reaches, s3://bucket/prefix (got {home}/backups, {home}/metrics, {home}/audit)"
+            ) in run.state.message, run.state.message
     refused = cli("setup", "--workers", "2", env={"PREFECT_API_URL": fleet.api_url, "OPS_BACKUP_URL": ""})
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0 and "OPS_BACKUP_URL" in refused.stderr, refused.stderr
