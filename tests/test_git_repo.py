@@ -85,3 +85,26 @@ def test_missing_repository_or_branch_is_one_line_before_cloning(remote, tmp_pat
         check_remote(url or str(remote), branch)
     assert len(str(failed.value).strip().splitlines()) == 1
     assert not (tmp_path / "work").exists()
+
+
+def test_a_work_copy_left_dirty_or_damaged_never_blocks_the_next_run(remote, tmp_path):
+    work = tmp_path / "work"
+    prepare_workdir(str(remote), "main", work)
+    start_branch(work, "dependency-updates-20261129", "main")  # a try that failed, or a dry run, left this behind:
+    (work / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.1.3"}}\n')
+    (work / "backend" / "package-lock.json").write_text("{}\n")
+    git("add", "backend/package-lock.json", cwd=work)
+    other = tmp_path / "other"  # meanwhile the base branch changes the same files
+    git("clone", "--quiet", str(remote), str(other))
+    (other / "backend" / "package.json").write_text('{"name": "backend", "dependencies": {"ms": "2.0.1"}}\n')
+    (other / "backend" / "package-lock.json").write_text('{"lockfileVersion": 3}\n')
+    pushed = commit_all(other, "base moves on")
+    git("push", "--quiet", "origin", "main", cwd=other)
+
+    assert prepare_workdir(str(remote), "main", work) == pushed  # the next run starts from the new base, clean
+    assert git("status", "--porcelain", cwd=work) == ""
+    assert (work / "backend" / "package-lock.json").read_text() == '{"lockfileVersion": 3}\n'
+
+    (work / ".git" / "HEAD").write_text("garbage\n")  # a crash mid-write left the copy unreadable: cloned afresh
+    assert prepare_workdir(str(remote), "main", work) == pushed
+    assert git("status", "--porcelain", cwd=work) == ""

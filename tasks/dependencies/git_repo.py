@@ -38,7 +38,18 @@ def check_remote(url: str, branch: str) -> str:
 
 
 def prepare_workdir(url: str, base: str, workdir: Path) -> str:
-    """Clone into (or fetch and reset) a work directory only this runbook uses; returns the base commit."""
+    """Clone into (or fetch and reset) a work directory only this runbook uses; returns the base commit. Whatever a
+    failed try, a dry run or a crash left in it is thrown away; a copy git cannot read any more is cloned afresh."""
+    try:
+        return _fresh_base(url, base, workdir)
+    except PermanentError:
+        if not workdir.exists():
+            raise
+        shutil.rmtree(workdir)  # the runbook's own copy, damaged: start over (a bad URL or branch fails again)
+        return _fresh_base(url, base, workdir)
+
+
+def _fresh_base(url: str, base: str, workdir: Path) -> str:
     if (workdir / ".git").is_dir() and git("remote", "get-url", "origin", cwd=workdir) != url:
         shutil.rmtree(workdir)  # the runbook's own copy, of another repository: start over
     if (workdir / ".git").is_dir():
@@ -46,7 +57,7 @@ def prepare_workdir(url: str, base: str, workdir: Path) -> str:
     else:
         workdir.parent.mkdir(parents=True, exist_ok=True)
         git("clone", "--quiet", url, str(workdir))
-    git("checkout", "--quiet", "-B", base, f"origin/{base}", cwd=workdir)
+    git("checkout", "--quiet", "--force", "-B", base, f"origin/{base}", cwd=workdir)  # local changes: discarded
     git("reset", "--quiet", "--hard", f"origin/{base}", cwd=workdir)
     git("clean", "-fdxq", "-e", "node_modules", cwd=workdir)  # keep installed modules: npm reconciles them
     return git("rev-parse", "HEAD", cwd=workdir)
