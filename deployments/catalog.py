@@ -93,6 +93,11 @@ def load_catalog(path: Path = PREFECT_YAML) -> dict[str, DeploymentSpec]:
     return specs
 
 
+def runbook_names() -> list[str]:
+    """The flow names of every runbook in prefect.yaml (each deployment is named after its runbook's flow)."""
+    return sorted(spec.flow_name for spec in load_catalog().values())
+
+
 def get_spec(runbook: str) -> DeploymentSpec:
     catalog = load_catalog()
     if runbook not in catalog:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from deployments.catalog import runbook_names
 from playground_ops.settings import Settings
 
 # Global concurrency limits the runbooks take (strict), so heavy database work never overlaps.
@@ -140,13 +141,6 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
     action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT, body=FAILURE_BODY)
     _upsert_automation(FAILURE_AUTOMATION, "Sends one notification for each playground-ops runbook run that fails, "
                                            "crashes or times out.", trigger, action, result)
-
-
-def runbook_names() -> list[str]:
-    """The flow names of every runbook in prefect.yaml (each deployment is named after its runbook's flow)."""
-    from deployments.catalog import load_catalog
-
-    return sorted(spec.flow_name for spec in load_catalog().values())
 
 
 def _upsert_automation(name: str, description: str, trigger, action, result: SetupResult) -> None:

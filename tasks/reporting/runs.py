@@ -8,6 +8,7 @@ from uuid import UUID
 
 from prefect import task
 
+from deployments.catalog import runbook_names
 from playground_ops.errors import ConfigError
 from tasks.retry import retrying
 
@@ -46,6 +47,8 @@ def read_run(flow_run_id: str) -> RunRecord:
         except ObjectNotFound:
             raise ConfigError("flow_run_id", "the id of a flow run on this Prefect server", got=run_id) from None
         flow = client.read_flow(run.flow_id)
+    if flow.name not in runbook_names():  # its name becomes a key in the audit store: only a runbook's
+        raise ConfigError("flow_run_id", "the id of a playground-ops runbook's run", got=f"a run of flow {flow.name!r}")
     state = run.state
     return RunRecord(run_id, run.name, flow.name, state.type.value if state else "", state.name if state else "",
                      (state.message or "") if state else "", (run.parameters or {}).get("target"),
