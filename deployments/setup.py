@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from deployments.catalog import runbook_names
-from playground_ops.runbook import COMPLETED_STATE_NAMES
 from playground_ops.settings import Settings
 
 # Global concurrency limits the runbooks take (strict), so heavy database work never overlaps.
@@ -24,7 +23,7 @@ RECONCILE_DEPLOYMENT = "reconcile-crashed-run/reconcile-crashed-run"
 HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY wherever runbooks run (Prefect's minimum)
 LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's process or host is gone
 # every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
-FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", *COMPLETED_STATE_NAMES)
+FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", "Warning", "Critical", "Skipped")
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
 RUNBOOK_TAG = "playground-ops"
 FAILURE_SUBJECT = "[FAILED] runbook {{ flow.name }} on {{ flow_run.parameters.get('target') or 'the default target' }}"

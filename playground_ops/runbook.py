@@ -21,18 +21,6 @@ RUN_STARTED: ContextVar[datetime | None] = ContextVar("RUN_STARTED", default=Non
 RUN_REPORTS: ContextVar[list | None] = ContextVar("RUN_REPORTS", default=None)
 
 
-SKIPPED = "Skipped"
-
-
-def found_state_name(status: str) -> str:
-    """The name of the Completed state of a run whose report is warning or critical: Warning, Critical."""
-    return status.title()
-
-
-# every name a runbook gives its Completed state besides Completed (automations match events by state name)
-COMPLETED_STATE_NAMES = (found_state_name("warning"), found_state_name("critical"), SKIPPED)
-
-
 class RunbookFailed(Exception):
     """A runbook could not do its job; the message names why, with every secret blanked."""
 
@@ -104,7 +92,7 @@ def final_state(result: Any) -> Any:
     if isinstance(result, State) or not isinstance(result, Report):
         return result
     if result.status.value in ("warning", "critical"):
-        return Completed(name=found_state_name(result.status.value), message=redact(result.summary or "")[:500], data=result)
+        return Completed(name=result.status.value.title(), message=redact(result.summary or "")[:500], data=result)
     return result
 
 
@@ -112,7 +100,7 @@ def skipped(report: Any, why: str) -> Any:
     """End a run that had nothing to do: Completed under the name Skipped, saying why."""
     from prefect.states import Completed
 
-    return Completed(name=SKIPPED, message=redact(why)[:500], data=report)
+    return Completed(name="Skipped", message=redact(why)[:500], data=report)
 
 
 def _target_of(fn: Callable[..., Any], args: tuple, kwargs: dict) -> str | None:

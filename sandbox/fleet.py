@@ -121,12 +121,11 @@ class Fleet:
         directory.mkdir(parents=True, exist_ok=True)
         log = directory / "worker.log"
         env = {**(self.env if env is None else env), "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds)}
-        with open(log, "ab") as out:  # the worker keeps its own copy of the handle
-            process = subprocess.Popen(
-                [sys.executable, "-m", "playground_ops.cli", "worker", "--pool", "playground-ops", "--name", name,
-                 "--limit", str(limit), "--drain-seconds", str(drain_seconds)],
-                cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "playground_ops.cli", "worker", "--pool", "playground-ops", "--name", name,
+             "--limit", str(limit), "--drain-seconds", str(drain_seconds)],
+            cwd=directory, env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
         worker = Worker(name, directory, process, log)
         self.workers.append(worker)
         deadline = time.monotonic() + 120

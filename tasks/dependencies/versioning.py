@@ -29,8 +29,10 @@ ECOSYSTEMS = ("npm", "python")
 @dataclass(frozen=True)
 class Parsed:
     """What the policy needs of one version, read by its ecosystem's rules."""
+    text: str
     epoch: int
-    release: tuple[int, int, int]  # the first three parts (PEP 440 allows more: they differ only in a patch)
+    release: tuple[int, int, int]
+    rest: tuple[int, ...]      # release parts past the third (PEP 440 allows 1.2.3.4)
     prerelease: bool
     local: bool
     order: Any                 # the ecosystem's own ordering
@@ -42,7 +44,7 @@ def _npm(text: str) -> Parsed | None:
         v = nodesemver.make_semver(text, loose=False)
     except (ValueError, TypeError):
         return None
-    return Parsed(0, (v.major, v.minor, v.patch), bool(v.prerelease), False, _NpmOrder(v), _NpmOrder(v))
+    return Parsed(text, 0, (v.major, v.minor, v.patch), (), bool(v.prerelease), False, _NpmOrder(v), _NpmOrder(v))
 
 
 def _python(text: str) -> Parsed | None:
@@ -51,7 +53,7 @@ def _python(text: str) -> Parsed | None:
     except InvalidVersion:
         return None
     parts = (*v.release, 0, 0)[:3]
-    return Parsed(v.epoch, parts, v.is_prerelease, v.local is not None, v,
+    return Parsed(text, v.epoch, parts, v.release[3:], v.is_prerelease, v.local is not None, v,
                   Pep440Version(v.public))
 
 
