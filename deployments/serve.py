@@ -55,19 +55,24 @@ def serve_all(limit: int | None = None, schedules: bool = True) -> None:
     # the runs this process starts send heartbeats, so a run lost with this host is marked Crashed
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     deployments = [runner_deployment(spec, schedules) for spec in load_catalog().values()]
-    threading.Thread(target=_reconcile_once_registered, daemon=True).start()
+    threading.Thread(target=_automations_once_registered, daemon=True).start()
     serve(*deployments, pause_on_shutdown=False, limit=limit)
 
 
-def _reconcile_once_registered(timeout: float = 300) -> None:
-    """The reconcile automation names the reconcile's deployment: made as soon as serve has registered it."""
-    from deployments.setup import SetupResult, ensure_reconcile_automation
+def _automations_once_registered(timeout: float = 300) -> None:
+    """The reconcile and incident automations name their runbooks' deployments: made as soon as serve has
+    registered them."""
+    from deployments.setup import SetupResult, ensure_incident_automation, ensure_reconcile_automation
+    from playground_ops.settings import load_settings
 
+    pending = {"reconcile": lambda: ensure_reconcile_automation(SetupResult()),
+               "incident": lambda: ensure_incident_automation(load_settings(), SetupResult())}
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if ensure_reconcile_automation(SetupResult()):
-                return
-        except Exception:  # the API not answering yet: try again
-            pass
+    while pending and time.monotonic() < deadline:
+        for name, ensure in list(pending.items()):
+            try:
+                if ensure():
+                    del pending[name]
+            except Exception:  # the API not answering yet: try again
+                pass
         time.sleep(2)

@@ -20,6 +20,8 @@ DIAGNOSTICS_AUTOMATION = "playground-ops: run diagnostics when an alert fires"
 LOST_RUN_AUTOMATION = "playground-ops: a run whose heartbeats stopped is Crashed"
 RECONCILE_AUTOMATION = "playground-ops: reconcile a run that crashed"
 RECONCILE_DEPLOYMENT = "reconcile-crashed-run/reconcile-crashed-run"
+INCIDENT_AUTOMATION = "playground-ops: open an incident for a critical alert that keeps firing"
+INCIDENT_DEPLOYMENT = "incident/incident"
 HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY wherever runbooks run (Prefect's minimum)
 LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's process or host is gone
 # every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
@@ -182,21 +184,29 @@ def ensure_lost_run_automation(result: SetupResult) -> None:
                                             "process or host was lost.", trigger, action, result)
 
 
-def ensure_reconcile_automation(result: SetupResult) -> bool:
-    """Start reconcile-crashed-run for every runbook run that becomes Crashed (its failed report, its leftovers
-    removed at once). It names the reconcile's deployment, so it is made once that deployment is registered."""
+def _registered(deployment: str, automation: str, result: SetupResult):
+    """The deployment an automation names, or None (the automation skipped, saying why) while it is not registered."""
     from prefect import get_client
-    from prefect.events.actions import RunDeployment
-    from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            deployment = client.read_deployment_by_name(RECONCILE_DEPLOYMENT)
+            return client.read_deployment_by_name(deployment)
         except ObjectNotFound:
-            result.skipped.append(f"automation {RECONCILE_AUTOMATION!r}: the {RECONCILE_DEPLOYMENT} deployment is not "
-                                  "registered yet (run setup again after `prefect deploy --all`; `serve` does it itself)")
-            return False
+            result.skipped.append(f"automation {automation!r}: the {deployment} deployment is not registered yet "
+                                  "(run setup again after `prefect deploy --all`; `serve` does it itself)")
+            return None
+
+
+def ensure_reconcile_automation(result: SetupResult) -> bool:
+    """Start reconcile-crashed-run for every runbook run that becomes Crashed (its failed report, its leftovers
+    removed at once). It names the reconcile's deployment, so it is made once that deployment is registered."""
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    deployment = _registered(RECONCILE_DEPLOYMENT, RECONCILE_AUTOMATION, result)
+    if deployment is None:
+        return False
     watched = [name for name in runbook_names() if name != "reconcile-crashed-run"]
     trigger = EventTrigger(expect={"prefect.flow-run.Crashed"}, match={"prefect.resource.id": "prefect.flow-run.*"},
                            match_related={"prefect.resource.role": "flow", "prefect.resource.name": watched},
@@ -227,6 +237,35 @@ def ensure_diagnostics_automation(result: SetupResult) -> None:
                                                "...) when it begins firing.", trigger, action, result)
 
 
+def ensure_incident_automation(settings: Settings, result: SetupResult) -> bool:
+    """With OPS_INCIDENT_AFTER, start the incident runbook when a critical alert has fired that long (the health
+    check emits playground-ops.incident.due once per firing); without it, no such automation (removed if there
+    was one). It names the incident's deployment, so it is made once that deployment is registered."""
+    from prefect.automations import Automation
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    if settings.incident_after is None:
+        try:
+            Automation.read(name=INCIDENT_AUTOMATION).delete()
+            result.updated.append(f"automation {INCIDENT_AUTOMATION!r} removed (OPS_INCIDENT_AFTER is not set)")
+        except ValueError:
+            pass
+        return True
+    deployment = _registered(INCIDENT_DEPLOYMENT, INCIDENT_AUTOMATION, result)
+    if deployment is None:
+        return False
+    trigger = EventTrigger(expect={"playground-ops.incident.due"}, match={"prefect.resource.id": "playground-ops.alert.*"},
+                           posture=Posture.Reactive, threshold=1)
+    action = RunDeployment(source="selected", deployment_id=deployment.id, parameters={
+        "target": "{{ event.resource['playground-ops.target'] }}", "alert": "{{ event.resource['prefect.resource.name'] }}",
+        "severity": "sev2", "summary": f"critical alert {{{{ event.resource['prefect.resource.name'] }}}} firing for "
+                                       f"{settings.incident_after} or more"})
+    _upsert_automation(INCIDENT_AUTOMATION, f"Opens an incident when a critical alert has fired for "
+                                            f"{settings.incident_after} (OPS_INCIDENT_AFTER).", trigger, action, result)
+    return True
+
+
 def setup(settings: Settings) -> SetupResult:
     settings.check_shared_stores()  # several workers (OPS_WORKERS or --workers): every store must be shared
     result = SetupResult()
@@ -237,4 +276,5 @@ def setup(settings: Settings) -> SetupResult:
     ensure_lost_run_automation(result)
     ensure_reconcile_automation(result)
     ensure_diagnostics_automation(result)
+    ensure_incident_automation(settings, result)
     return result

@@ -1,17 +1,17 @@
 """health-check: the guide's 'Service health checks (every 5 minutes)' and its 'Monitoring and Alerting' rules."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import Field
 
 from playground_ops.runbook import run_link, runbook, scheduled_at, skipped
-from tasks.monitoring.alert_rules import evaluate
+from tasks.monitoring.alert_rules import evaluate, incidents_due
 from tasks.monitoring.health_assessment import assess_health
 from tasks.monitoring.http_probes import probe_health
 from tasks.monitoring.samples import read_samples, save_sample
 from tasks.monitoring.values import build_sample, trend
-from tasks.reporting.notify import emit_alert_fired, send_notification
+from tasks.reporting.notify import emit_alert_fired, emit_incident_due, send_notification
 from tasks.database.postgres import probe_database
 from tasks.monitoring.probes import optional_result, probe_outcome
 from tasks.reporting.publish import publish
@@ -59,7 +59,9 @@ def check_target(t, window_minutes: int, now: datetime) -> Report:
     stored = save_sample.submit(t.name, sample)
     alerts = evaluate(rules, sample["values"], previous.get("alerts", {}), now, t.name, run_link(),
                       sample["reasons"])
-    block = load_ops_settings().notification_block if alerts.notifications else None
+    settings = load_ops_settings()
+    due = incidents_due(rules, alerts.state, now, settings.incident_after_seconds)  # marks them in the state
+    block = settings.notification_block if alerts.notifications else None
     for note in alerts.notifications:
         send_notification(note.subject, note.body, block)
     state = {**health.state, "alerts": alerts.state}
@@ -68,6 +70,8 @@ def check_target(t, window_minutes: int, now: datetime) -> Report:
     stored = optional_result(stored)
     for rule in alerts.fired:
         emit_alert_fired(t.name, rule.name, rule.severity, rule.diagnostics, sample["values"].get(rule.metric))
+    for rule in due:
+        emit_incident_due(t.name, rule.name, rule.severity, alerts.state[rule.name]["fired_at"])
 
     firing = [r for r in alerts.rows if r["state"] == "firing"]
     report = Report(runbook="health-check", target=t.name, status=health.status, findings=health.findings,

@@ -4,14 +4,15 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from playground_ops.runbook import FindingsFailRun, run_link, runbook
-from tasks.dependencies.steps import (audit_project, commit_and_push, find_pull_request, fix_vulnerabilities,
-                                open_or_update_pull_request, prepare_repository, require_repository, workdir_for)
 from tasks.dependencies.policy import fixable_in
+from tasks.dependencies.steps import (audit_project, close_obsolete_pull_request, commit_and_push, find_pull_request,
+                                      fix_vulnerabilities, open_or_update_pull_request, prepare_repository,
+                                      require_repository, workdir_for)
+from tasks.dependencies.update_report import AuditFix, audit_failures, audit_report, fix_summary
 from tasks.reporting.notify import send_notification
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report, Status
 from tasks.targets import load_ops_settings, load_target
-from tasks.dependencies.update_report import audit_report, fix_summary
 
 BRANCH = "security-fixes-"
 
@@ -21,7 +22,8 @@ def security_audit(target: str | None = None,
                    level: Literal["info", "low", "moderate", "high", "critical"] = "moderate",
                    fix: bool = False, dry_run: bool = False) -> Report:
     """Audit every project; findings at or above the level make the report critical and notify; an audit that could
-    not run fails the run. With fix=true, `npm audit fix` (never --force) on a tested pull request.
+    not run fails the run, saying why. With fix=true, `npm audit fix` (never --force) on a tested pull request; an
+    earlier fix pull request the base branch already has is closed.
 
     Args:
         target: The target to work on, as named in the targets file or TARGET_NAME (empty: the default target).
@@ -34,34 +36,28 @@ def security_audit(target: str | None = None,
     existing = find_pull_request(repo, BRANCH) if fix and not dry_run else None  # the PR API answers, first
     workdir = workdir_for(t.name, "security-audit")
     remote = prepare_repository(repo, workdir)
+    existing = close_obsolete_pull_request(repo, workdir, existing)
     audits = {p.path: audit_project(repo, workdir, p) for p in repo.projects}
-    report = audit_report(t.name, audits, level)
 
     fixable = [p for p in repo.projects if p.ecosystem == "npm" and fixable_in(audits[p.path])]
+    fixed = AuditFix(fix, dry_run, [p.path for p in fixable])
     if fix and fixable and not dry_run:
         day = datetime.now(timezone.utc).strftime("%Y%m%d")
         branch = existing.head if existing else f"{BRANCH}{day}"
-        attempt = fix_vulnerabilities(repo, workdir, branch, fixable, audits)
-        if attempt.ok:
+        fixed.attempt = fix_vulnerabilities(repo, workdir, branch, fixable, audits)
+        if fixed.attempt.ok:
             pushed = commit_and_push(workdir, branch, f"fix: npm audit fix {day}", remote["heads"].get(branch),
                                      [p.path for p in fixable])
-            body = fix_summary(audits, fixable, attempt, run_link())
-            pr, action = open_or_update_pull_request(repo, pushed, f"fix: security updates {day}", body,
-                                                     ["security", "dependencies", "npm"])
-            report.figures.update(pull_request=pr.number, pull_request_url=pr.url, pushed=pushed.changed)
-            report.summary += f"; fixes in pull request #{pr.number} ({action})"
-            report.documents["Pull request body"] = body
-        else:
-            report.add("warning", "npm audit fix did not pass the tests: nothing was pushed",
-                       failed=", ".join(f"{t.project}: {t.command}" for t in attempt.failures),
-                       output=attempt.failures[0].output[-800:])
-    elif fix and fixable:
-        report.summary += f"; dry run: would run npm audit fix in {', '.join(p.path for p in fixable)}"
+            body = fix_summary(audits, fixable, fixed.attempt, run_link())
+            pr, fixed.action = open_or_update_pull_request(repo, pushed, f"fix: security updates {day}", body,
+                                                           ["security", "dependencies", "npm"])
+            fixed.pull_request = pr.number
+    report = audit_report(t.name, audits, level, fixed)
 
     if report.status == Status.CRITICAL:
         send_notification(f"security-audit on {t.name}: critical", "\n".join(filter(None, [report.summary, run_link()])),
                           load_ops_settings().notification_block)
     published = publish(report)
     if report.status == Status.FAILED:
-        raise FindingsFailRun(f"an audit could not run: {report.summary}")
+        raise FindingsFailRun(audit_failures(audits))
     return published

@@ -196,7 +196,20 @@ def trigger_and_wait(full_name: str, parameters: dict[str, Any], timeout: float)
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_UI_URL
 
-    flow_run = run_deployment(full_name, parameters=parameters, timeout=timeout, tags=["on-demand"])
+    from uuid import uuid4
+
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    key = uuid4().hex  # a retry after a busy server's 503 finds the run the first try created, never a second one
+    for attempt in range(1, 6):
+        try:
+            flow_run = run_deployment(full_name, parameters=parameters, timeout=timeout, tags=["on-demand"],
+                                      idempotency_key=key)
+            break
+        except PrefectHTTPStatusError as exc:  # the client's own retries on 503 ran out: a SQLite server under load
+            if exc.response.status_code != 503 or attempt == 5:
+                raise
+            time.sleep(5 * attempt)
     state = flow_run.state
     ui = (PREFECT_UI_URL.value() or os.environ.get("PREFECT_API_URL", "").removesuffix("/api")).rstrip("/")
     final = state is not None and state.is_final()
@@ -249,6 +262,7 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     typer.echo(f"sandbox: {status.users} users, {status.requests} requests, backend {status.backend_url}")
     os.environ.update(manager.target_env(settings))
     os.environ.pop("OPS_TARGETS_FILE", None)
+    manager.ensure_config_backup_key(settings)  # the sandbox's configuration backups are encrypted too
     if not (settings.webhook_url or settings.slack_webhook_url):
         started.append(_start_demo_receiver(settings))
     settings = _settings()
@@ -288,8 +302,23 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
 
 # Runbooks that need the one before them (a backup to verify, a verified backup to expire and restore) run in
 # order; every other runbook runs beside them (the global limits still keep heavy database work apart).
-NOT_IN_DEMO = {"reconcile-crashed-run": "it needs a run that crashed; the automation starts it when one does"}
+NOT_IN_DEMO = {"reconcile-crashed-run": "it needs a run that crashed; the automation starts it when one does",
+               "restart-service": "it restarts the service under the other runbooks; an incident offers it when the "
+                                  "evidence calls for it, and runs it once an operator approves",
+               "rollback-deploy": "it redeploys the service under the other runbooks; an incident offers it when the "
+                                  "live deploy went live just before the trouble"}
+# What the demo asks of the runbooks that need a request: an incident opened and resolved within the demo's minutes
+# (production waits longer), and a scale and an env var change that restart nothing under the other runbooks.
+DEMO_PARAMETERS = {"incident": {"severity": "sev3", "summary": "demo: an incident drill on the sandbox",
+                                "green_checks": 1, "check_interval_seconds": 5, "recovery_timeout_minutes": 5,
+                                "approval_timeout_seconds": 60},
+                   "scale-service": {"autoscaling": True},
+                   "restore-configuration": {"service": "frontend", "dry_run": True},
+                   "environment-variables": {"action": "set", "values": {"LOG_LEVEL": "info"}, "restart": False}}
+# the runbooks that take longest start first, so the round is not left waiting on one started last
+DEMO_FIRST = ("incident", "dependency-update", "security-audit", "release")
 DEMO_CHAINS = [["backup-database", "verify-backup", "expire-backups", "restore-database"],
+               ["backup-configuration", "verify-configuration-backup", "restore-configuration"],
                ["performance-review", "database-maintenance"]]
 
 
@@ -299,14 +328,15 @@ def run_demo_round(catalog: dict) -> dict[str, "RunOutcome"]:
 
     chained = {name for chain in DEMO_CHAINS for name in chain} | set(NOT_IN_DEMO)
     chains = [[n for n in chain if n in catalog] for chain in DEMO_CHAINS]
-    chains += [[name] for name in catalog if name not in chained]
+    chains += sorted(([name] for name in catalog if name not in chained),
+                     key=lambda chain: DEMO_FIRST.index(chain[0]) if chain[0] in DEMO_FIRST else len(DEMO_FIRST))
     outcomes: dict[str, RunOutcome] = {}
 
     def run_chain(chain: list[str]) -> None:
         for name in chain:
-            outcomes[name] = trigger_and_wait(catalog[name].full_name, {}, timeout=1800)
+            outcomes[name] = trigger_and_wait(catalog[name].full_name, DEMO_PARAMETERS.get(name, {}), timeout=1800)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:  # most runbooks wait on I/O: six at once fit two cores
         for done in [pool.submit(run_chain, chain) for chain in chains]:
             done.result()
     return {name: outcomes[name] for name in catalog if name in outcomes}

@@ -7,7 +7,7 @@ import inspect
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from prefect import flow
 
@@ -27,6 +27,15 @@ class RunbookFailed(Exception):
 
 class FindingsFailRun(Exception):
     """The runbook published its report and must now end Failed (so operators are notified): nothing more to report."""
+
+
+def fail_run(report: Any, message: str) -> NoReturn:
+    """Mark the report failed with message, publish it, and end the run Failed saying the same."""
+    from tasks.reporting.publish import publish  # at call time: importing this module reads no settings
+
+    report.fail(message)
+    publish(report)
+    raise FindingsFailRun(message)
 
 
 def run_link() -> str | None:

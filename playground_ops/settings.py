@@ -13,7 +13,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from playground_ops.errors import ConfigError, expected_form, shown_value, yaml_problem
@@ -37,7 +38,9 @@ EXPECTED = {
     "OPS_REPO_PROJECTS": "comma-separated path=ecosystem pairs, e.g. backend=npm,frontend=npm,api=python",
     "GITHUB_REPOSITORY": "owner/name",
     "GITHUB_API_URL": "http(s)://host[/prefix], e.g. https://api.github.com",
+    "RENDER_SERVICES": "comma-separated name=service-id pairs, e.g. backend=srv-abc123,frontend=srv-def456",
 }
+SERVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def require_match(pattern: str | re.Pattern, value: str, expected: str, shown: str | None = None) -> str:
@@ -82,6 +85,25 @@ class AppSchema(BaseModel):
                 f"{self.requests}_count": f"SELECT count(*) FROM {self.requests}"}
 
 
+class PlatformService(BaseModel):
+    """One of the target's services on the platform (the playground has a backend and a static frontend)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    id: str
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        return require_match(SLUG, value, "a service name of lowercase letters, digits and dashes, e.g. frontend")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return require_match(SERVICE_ID, value, "a platform service id such as srv-abc123")
+
+
 class Platform(BaseModel):
     """The hosting platform's API for this target (Render, or the sandbox's stand-in of it)."""
 
@@ -90,8 +112,36 @@ class Platform(BaseModel):
     kind: Literal["render", "none"] = "none"
     api_url: str = "https://api.render.com/v1"
     api_key: SecretStr | None = None
-    service_id: str | None = None
+    service_id: str | None = None  # the backend: the service the platform runbooks restart, scale and watch
     owner_id: str | None = None  # the workspace, which Render's logs API asks for
+    services: list[PlatformService] = Field(default_factory=list)  # every service (default: the backend alone)
+
+    @field_validator("services")
+    @classmethod
+    def _distinct(cls, value: list[PlatformService]) -> list[PlatformService]:
+        for attr in ("name", "id"):
+            seen = [getattr(s, attr) for s in value]
+            if len(seen) != len(set(seen)):
+                raise ValueError(f"expected services with distinct {attr}s (got {', '.join(seen)})")
+        return value
+
+    def all_services(self) -> list[PlatformService]:
+        """The declared services, or the backend alone (named backend) when none are declared."""
+        if self.services:
+            return list(self.services)
+        return [PlatformService(name="backend", id=self.service_id)] if self.service_id else []
+
+    def service(self, name: str) -> PlatformService:
+        """The service by its declared name; a ConfigError (a ValueError) naming the choices otherwise."""
+        found = next((s for s in self.all_services() if s.name == name), None)
+        if found is None:
+            raise ConfigError("service", f"one of {', '.join(s.name for s in self.all_services()) or '(none)'}",
+                              got=repr(name))
+        return found
+
+    def for_service(self, service: PlatformService) -> "Platform":
+        """This platform, aimed at another of the target's services (the platform tasks act on service_id)."""
+        return self.model_copy(update={"service_id": service.id})
 
 
 class Project(BaseModel):
@@ -143,6 +193,7 @@ class Repository(BaseModel):
     projects: list[Project]
     integration_test: str = "test:integration"  # an npm script at the repository's root, run where it exists
     code_host: CodeHost | None = None
+    infrastructure_file: str = "render.yaml"  # the platform's blueprint, backed up by backup-configuration
     # vulnerability services: npm's registry (bulk advisories) and OSV; None means the public ones
     npm_audit_registry: str | None = None
     osv_url: str | None = None
@@ -152,12 +203,107 @@ class Repository(BaseModel):
         """A password or token written into an https URL (https://x-access-token:TOKEN@host/...), kept out of logs."""
         return urlsplit(self.url).password if "://" in self.url else None
 
+    @field_validator("infrastructure_file")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith(("/", "~")) or any(p in {"", ".", ".."} for p in parts) or "\\" in value:
+            raise ValueError(f"expected a file path inside the repository, such as render.yaml (got {value!r})")
+        return value
+
     @field_validator("projects")
     @classmethod
     def _some(cls, value: list[Project]) -> list[Project]:
         if not value:
             raise ValueError(f"expected {EXPECTED['OPS_REPO_PROJECTS']}")
         return value
+
+
+class Scaling(BaseModel):
+    """The scaling the target should have (the guide's current settings) and the most instances an operator may
+    ask for without an approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_instances: int = Field(1, ge=1, le=100)
+    max_instances: int = Field(3, ge=1, le=100)
+    cpu_percent: int = Field(70, ge=1, le=100)
+    memory_percent: int = Field(80, ge=1, le=100)
+    instance_bound: int = Field(5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Scaling":
+        if not self.min_instances <= self.max_instances <= self.instance_bound:
+            raise ValueError(f"expected min_instances <= max_instances <= instance_bound (got {self.min_instances}, "
+                             f"{self.max_instances}, {self.instance_bound})")
+        return self
+
+
+ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+
+
+class EnvPolicy(BaseModel):
+    """Which of the service's environment variables may be given as plain values (the rest are secrets, given
+    through Prefect Secret blocks), and which the application cannot run without."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    non_secret: list[str] = ["NODE_ENV", "APP_VERSION", "LOG_LEVEL", "CORS_ORIGIN", "RATE_LIMIT_PER_MINUTE"]
+    required: list[str] = ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"]
+
+    @field_validator("non_secret", "required")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            require_match(ENV_KEY, key, "environment variable names such as NODE_ENV")
+        return value
+
+
+class RotatedSecret(BaseModel):
+    """One secret secret-rotation renews: how a new value is made, and how the test step proves the service takes it
+    (a token signed with it: an access token sent as Bearer to rotation.check_path, a refresh token posted to
+    rotation.refresh_path; none: the health endpoint only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    generator: Literal["base64-32", "hex-32", "urlsafe-32"] = "base64-32"  # base64-32: openssl rand -base64 32
+    token: Literal["access", "refresh", "none"] = "none"
+    token_lifetime_seconds: int = Field(3600, ge=0, le=90 * 86400)
+
+    @field_validator("name")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        require_match(ENV_KEY, value, "environment variable names such as JWT_SECRET")
+        if value.endswith("_PREVIOUS"):
+            raise ValueError(f"expected a secret's own name, not its grace-period copy (got {value!r})")
+        return value
+
+
+class Rotation(BaseModel):
+    """The secrets secret-rotation renews on this target, and for how long the previous values stay accepted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secrets: list[RotatedSecret] = [
+        RotatedSecret(name="JWT_SECRET", token="access", token_lifetime_seconds=3600),
+        RotatedSecret(name="JWT_REFRESH_SECRET", token="refresh", token_lifetime_seconds=7 * 86400)]
+    grace_period_seconds: int | None = Field(None, ge=0, le=90 * 86400)  # none: the longest token lifetime
+    check_path: str = Field("/api/me", pattern=r"^/[A-Za-z0-9/_.-]*$")
+    refresh_path: str = Field("/api/refresh", pattern=r"^/[A-Za-z0-9/_.-]*$")
+
+    @property
+    def grace_seconds(self) -> int:
+        if self.grace_period_seconds is not None:
+            return self.grace_period_seconds
+        return max((s.token_lifetime_seconds for s in self.secrets), default=0)
+
+    def declared(self, name: str) -> RotatedSecret:
+        found = next((s for s in self.secrets if s.name == name), None)
+        if found is None:
+            raise ValueError(f"secrets: expected secrets the target declares for rotation "
+                             f"({', '.join(s.name for s in self.secrets)}) (got {name!r})")
+        return found
 
 
 class Target(BaseModel):
@@ -172,6 +318,9 @@ class Target(BaseModel):
     redis_url: SecretStr
     jwt_secret: SecretStr | None = None
     platform: Platform = Field(default_factory=Platform)
+    scaling: Scaling = Field(default_factory=Scaling)
+    env: EnvPolicy = Field(default_factory=EnvPolicy)
+    rotation: Rotation = Field(default_factory=Rotation)
     app_schema: AppSchema = Field(default_factory=AppSchema)
     # pin the database's identity (SELECT system_identifier FROM pg_control_system()): maintenance refuses any other
     system_identifier: str | None = None
@@ -234,6 +383,7 @@ class Settings(BaseSettings):
     render_service_id: str | None = Field(None, validation_alias="RENDER_SERVICE_ID")
     render_api_url: str = Field("https://api.render.com/v1", validation_alias="RENDER_API_URL")
     render_owner_id: str | None = Field(None, validation_alias="RENDER_OWNER_ID")
+    render_services: str | None = Field(None, validation_alias="RENDER_SERVICES")  # every service: name=id,...
 
     # playground-ops itself
     targets_file: Path | None = Field(None, validation_alias="OPS_TARGETS_FILE")
@@ -250,9 +400,13 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=1000, validation_alias="OPS_WORKERS")
     backup_url: str | None = Field(None, validation_alias="OPS_BACKUP_URL")
     backup_encryption_secret: str | None = Field(None, validation_alias="OPS_BACKUP_ENCRYPTION_SECRET")
+    # configuration backups hold every secret of every service: their own key (default: the database backups' key)
+    config_backup_encryption_secret: str | None = Field(None, validation_alias="OPS_CONFIG_BACKUP_ENCRYPTION_SECRET")
     verify_database_url: SecretStr | None = Field(None, validation_alias="OPS_VERIFY_DATABASE_URL")
     backup_part_size_mib: int | None = Field(None, ge=5, le=5120, validation_alias="OPS_BACKUP_PART_SIZE_MIB")
     alert_rules_file: Path | None = Field(None, validation_alias="OPS_ALERT_RULES_FILE")
+    # a critical alert firing this long opens an incident through the automation setup makes (unset: never)
+    incident_after: str | None = Field(None, validation_alias="OPS_INCIDENT_AFTER")
     metrics_url: str | None = Field(None, validation_alias="OPS_METRICS_URL")
 
     # the application's repository, for the dependency runbooks (the single default target's)
@@ -274,6 +428,20 @@ class Settings(BaseSettings):
     sandbox_redis_db: int = Field(15, ge=0, le=15, validation_alias="OPS_SANDBOX_REDIS_DB")
     sandbox_port: int = Field(8787, ge=1024, le=65535, validation_alias="OPS_SANDBOX_PORT")
     sandbox_standins_port: int = Field(8788, ge=1024, le=65535, validation_alias="OPS_SANDBOX_STANDINS_PORT")
+
+    @field_validator("incident_after")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\d+(s|m|h)$", value.strip()):
+            raise ValueError(f"expected a duration such as 0s, 15m or 1h (got {value!r})")
+        return value.strip() if value else None
+
+    @property
+    def incident_after_seconds(self) -> float | None:
+        """OPS_INCIDENT_AFTER in seconds, or None when incidents are never opened by an alert."""
+        if not self.incident_after:
+            return None
+        return int(self.incident_after[:-1]) * {"s": 1, "m": 60, "h": 3600}[self.incident_after[-1]]
 
     @field_validator("audit_url", "backup_url", "metrics_url")
     @classmethod
@@ -424,7 +592,8 @@ def _target_from_env(settings: Settings) -> Target:
     platform = Platform()
     if settings.render_service_id:
         platform = Platform(kind="render", api_url=settings.render_api_url, api_key=settings.render_api_key,
-                            service_id=settings.render_service_id, owner_id=settings.render_owner_id)
+                            service_id=settings.render_service_id, owner_id=settings.render_owner_id,
+                            services=_services_from_env(settings.render_services))
     try:
         return Target(name=settings.target_name, environment=settings.target_environment,
                       health_url=settings.health_url, database_url=settings.database_url,
@@ -437,6 +606,27 @@ def _target_from_env(settings: Settings) -> Target:
                      "repository.code_host.repository": "GITHUB_REPOSITORY",
                      "repository.code_host.api_url": "GITHUB_API_URL"}
         raise ConfigError(env_names.get(err.name, err.name), err.expected, got=err.got) from None
+
+
+def _services_from_env(value: str | None) -> list[PlatformService]:
+    """RENDER_SERVICES=backend=srv-a,frontend=srv-b as the platform's services (empty: the backend alone)."""
+    services = []
+    for pair in (value or "").split(","):
+        name, sep, service_id = pair.strip().partition("=")
+        if not pair.strip():
+            continue
+        try:
+            if not sep:
+                raise ValueError(pair)
+            services.append(PlatformService(name=name.strip(), id=service_id.strip()))
+        except (ValueError, ValidationError):
+            raise ConfigError("RENDER_SERVICES", EXPECTED["RENDER_SERVICES"], got=value or "") from None
+    try:
+        Platform(services=services)
+    except ValidationError:
+        raise ConfigError("RENDER_SERVICES", EXPECTED["RENDER_SERVICES"] + ", each name and id once",
+                          got=value or "") from None
+    return services
 
 
 def _repository_from_env(settings: Settings) -> dict | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from tasks.dependencies.git_repo import commit_all, git
@@ -45,13 +46,63 @@ def test_dependencies_work():
 """
 
 
+RENDER_YAML = """# Render blueprint of the AI API Playground
+services:
+  - type: web
+    name: ai-api-playground-backend
+    runtime: node
+    plan: starter
+    buildCommand: cd backend && npm ci
+    startCommand: cd backend && node server.js
+    healthCheckPath: /health
+    envVars:
+      - key: NODE_ENV
+        value: production
+      - key: DATABASE_URL
+        fromDatabase: {name: playground-db, property: connectionString}
+      - key: REDIS_URL
+        sync: false
+      - key: JWT_SECRET
+        sync: false
+  - type: web
+    name: ai-api-playground-frontend
+    runtime: static
+    buildCommand: cd frontend && npm ci && npm run build
+    staticPublishPath: frontend/dist
+    envVars:
+      - key: VITE_API_URL
+        sync: false
+databases:
+  - name: playground-db
+    plan: starter
+"""
+SERVICE_ENV = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "APP_VERSION", "NODE_ENV")  # what the service has live
+API = [("POST", "/api/token"), ("POST", "/api/chat"), ("POST", "/api/completions"), ("POST", "/api/embeddings"),
+       ("POST", "/api/images"), ("GET", "/api/models"), ("GET", "/health")]
+
+
+def operations_doc(today: date | None = None) -> str:
+    """docs/operations.md as the playground's maintainers keep it: the environment, the alert thresholds (those the
+    shipped rules file enforces), the API, and the review dates."""
+    from tasks.monitoring.alert_rules import DEFAULT_RULES, load_rules
+
+    today = today or datetime.now(timezone.utc).date()
+    env = "\n".join(f"| `{name}` | set on the service |" for name in SERVICE_ENV)
+    alerts = "\n".join(f"| {r.name} | {r.op} {r.threshold:g} | {r.severity} |" for r in load_rules(DEFAULT_RULES).rules)
+    api = "\n".join(f"- `{method} {path}`" for method, path in API)
+    return (f"# Operations\n\nLast Updated: {today.isoformat()}\nNext Review: {(today + timedelta(days=30)).isoformat()}"
+            f"\n\n## Environment variables\n\n| Name | Where |\n|---|---|\n{env}\n\n## Alert thresholds\n\n"
+            f"| Alert | Threshold | Severity |\n|---|---|---|\n{alerts}\n\n## API\n\n{api}\n")
+
+
 def write_app(path: Path) -> None:
     """The application's files, as a developer would commit them (no node_modules, no lock files yet)."""
     files = {"backend/package.json": json.dumps(BACKEND, indent=2) + "\n", "backend/test.js": BACKEND_TEST,
              "frontend/package.json": json.dumps(FRONTEND, indent=2) + "\n", "frontend/test.js": FRONTEND_TEST,
              "package.json": json.dumps(ROOT, indent=2) + "\n", "python/requirements.txt": PYTHON_REQUIREMENTS,
              "python/test_app.py": PYTHON_TEST, ".gitignore": "node_modules/\n.venv/\n__pycache__/\n",
-             "README.md": "# AI API Playground (sandbox copy)\n"}
+             "README.md": "# AI API Playground (sandbox copy)\n", "docs/operations.md": operations_doc(),
+             "render.yaml": RENDER_YAML}
     for name, text in files.items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         (path / name).write_text(text)

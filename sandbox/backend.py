@@ -1,7 +1,12 @@
 """The stand-in playground backend: /health, a token endpoint and API endpoints that record into `requests`.
 
-Reads its settings from its environment, as the real one does: DATABASE_URL, REDIS_URL, JWT_SECRET, APP_VERSION.
-Run: uvicorn sandbox.backend:app
+Reads its settings from its environment, as the real one does: DATABASE_URL, REDIS_URL, JWT_SECRET,
+JWT_REFRESH_SECRET, APP_VERSION. It does what the real backend must do for secret-rotation: it signs with
+JWT_SECRET (JWT_REFRESH_SECRET) only, and verifies with it, then with JWT_SECRET_PREVIOUS
+(JWT_REFRESH_SECRET_PREVIOUS) while that is set, logging (at most every 10 s per process) that a token was accepted
+only by the previous secret, and whose: what secret-rotation's finish step looks for before it removes it.
+SANDBOX_LEGACY_JWT=1 makes it a backend that predates this (current secret only), for the rollback test.
+Run: python -m sandbox.instance sandbox.backend:app PORT RUN_DIR (or uvicorn sandbox.backend:app)
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def issue_token(user_id: int, secret: str, ttl: int = 3600) -> str:
+ACCESS_TTL, REFRESH_TTL = 3600, 7 * 86400
+
+
+def issue_token(user_id: int | str, secret: str, ttl: int = ACCESS_TTL) -> str:
     """An HS256 JWT for a user, as the real backend's login issues."""
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     payload = _b64(json.dumps({"sub": str(user_id), "exp": int(time.time()) + ttl}).encode())
@@ -46,22 +54,52 @@ def issue_token(user_id: int, secret: str, ttl: int = 3600) -> str:
     return f"{header}.{payload}.{signature}"
 
 
-def verify_token(token: str, secret: str) -> int | None:
+def verify_token(token: str, secret: str) -> str | None:
+    """The token's subject if it is signed with the secret and not expired."""
     try:
         header, payload, signature = token.split(".")
         expected = _b64(hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest())
         if not hmac.compare_digest(signature, expected):
             return None
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return int(claims["sub"]) if claims.get("exp", 0) > time.time() else None
+        return str(claims["sub"]) if claims.get("exp", 0) > time.time() else None
     except (ValueError, KeyError):
         return None
+
+
+_previous_logged: dict[str, float] = {}
+
+
+def verify_rotating(token: str, name: str) -> str | None:
+    """Verify with the secret in `name`, then with `<name>_PREVIOUS` while a rotation's grace period keeps it."""
+    subject = verify_token(token, _env(name))
+    previous = os.environ.get(f"{name}_PREVIOUS")
+    if subject is None and previous and not os.environ.get("SANDBOX_LEGACY_JWT"):
+        subject = verify_token(token, previous)
+        if subject is not None and time.time() - _previous_logged.get(f"{name}:{subject}", 0) > 10:
+            _previous_logged[f"{name}:{subject}"] = time.time()
+            log("info", f"token of {subject} accepted with {name}_PREVIOUS (issued before the rotation)", secret=name)
+    return subject
 
 
 def log(level: str, message: str, **fields: object) -> None:
     """One JSON log line on stdout, as the platform collects it (timestamp, level, message)."""
     print(json.dumps({"timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
                       "message": message, "pid": os.getpid(), **fields}), flush=True)
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address as the platform's proxy passes it (the first X-Forwarded-For hop), else the peer's."""
+    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+    return forwarded or (request.client.host if request.client else None)
+
+
+def authentication_failed(request: Request, reason: str, user: str | None = None) -> JSONResponse:
+    """A 401, logged as the real backend logs it: one line with the client's IP and the user when known."""
+    ip = client_ip(request)
+    log("warn", f"authentication failed for {user or 'unknown user'} from {ip}: {reason}", ip=ip, user=user,
+        path=request.url.path)
+    return JSONResponse({"error": "unauthorized" if reason != "unknown or disabled user" else reason}, status_code=401)
 
 
 def _db() -> psycopg.Connection:
@@ -109,18 +147,38 @@ async def token(request: Request) -> JSONResponse:
         row = conn.execute("UPDATE users SET last_login_at = now() WHERE lower(email) = lower(%s) "
                            "AND disabled_at IS NULL RETURNING id", (body.get("email", ""),)).fetchone()
     if row is None:
-        return JSONResponse({"error": "unknown or disabled user"}, status_code=401)
-    return JSONResponse({"token": issue_token(row[0], _env("JWT_SECRET"))})
+        return authentication_failed(request, "unknown or disabled user", str(body.get("email", ""))[:200] or None)
+    refresh = os.environ.get("JWT_REFRESH_SECRET")
+    return JSONResponse({"token": issue_token(row[0], _env("JWT_SECRET")),
+                         **({"refresh_token": issue_token(row[0], refresh, REFRESH_TTL)} if refresh else {})})
+
+
+async def me(request: Request) -> JSONResponse:
+    """Who the access token belongs to (no side effect): what secret-rotation's test step calls."""
+    auth = request.headers.get("authorization", "")
+    subject = verify_rotating(auth.removeprefix("Bearer "), "JWT_SECRET") if auth.startswith("Bearer ") else None
+    return JSONResponse({"sub": subject}) if subject else authentication_failed(request, "invalid access token")
+
+
+async def refresh(request: Request) -> JSONResponse:
+    """A new access token for a valid refresh token."""
+    body = await request.json()
+    token = body.get("refresh_token") if isinstance(body, dict) else None
+    subject = verify_rotating(token, "JWT_REFRESH_SECRET") if isinstance(token, str) else None
+    if subject is None:
+        return authentication_failed(request, "invalid refresh token")
+    return JSONResponse({"token": issue_token(subject, _env("JWT_SECRET"))})
 
 
 async def api(request: Request) -> JSONResponse:
     started = time.perf_counter()
     endpoint = request.url.path
     auth = request.headers.get("authorization", "")
-    user_id = verify_token(auth.removeprefix("Bearer "), _env("JWT_SECRET")) if auth.startswith("Bearer ") else None
+    subject = verify_rotating(auth.removeprefix("Bearer "), "JWT_SECRET") if auth.startswith("Bearer ") else None
+    user_id = int(subject) if subject and subject.isdigit() else None
     if user_id is None:
-        return JSONResponse({"error": "unauthorized"}, status_code=401)
-    ip = request.client.host if request.client else None
+        return authentication_failed(request, "missing or invalid access token")
+    ip = client_ip(request)
     body = await request.json() if request.method == "POST" else {}
     model = body.get("model") if endpoint != "/api/models" else None
     with _db() as conn:
@@ -151,6 +209,8 @@ async def lifespan(_app: Starlette):
 app = Starlette(lifespan=lifespan, routes=[
     Route("/health", health),
     Route("/api/token", token, methods=["POST"]),
+    Route("/api/me", me, methods=["GET"]),
+    Route("/api/refresh", refresh, methods=["POST"]),
     Route("/api/chat", api, methods=["POST"]),
     Route("/api/completions", api, methods=["POST"]),
     Route("/api/models", api, methods=["GET"]),

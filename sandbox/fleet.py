@@ -5,7 +5,6 @@ and worker-loss tests drive it; an operator can too, to rehearse a layout before
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess

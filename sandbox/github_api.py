@@ -6,6 +6,10 @@ Endpoints (https://docs.github.com/en/rest/pulls/pulls, /rest/issues/labels):
     GET   /repos/{owner}/{repo}/pulls/{number}   one pull request
     PATCH /repos/{owner}/{repo}/pulls/{number}   update title, body, state, base
     POST  /repos/{owner}/{repo}/issues/{number}/labels   add labels ({"labels": [...]}), returns all labels
+    GET   /repos/{owner}/{repo}/issues/{number}/comments list a pull request's comments (a pull request is an issue)
+    POST  /repos/{owner}/{repo}/issues/{number}/comments add one ({"body": ...}); 201 with the comment
+    POST  /repos/{owner}/{repo}/releases         create a release for a tag; 422 "already_exists" for a tag that has one
+    GET   /repos/{owner}/{repo}/releases/tags/{tag}   the release of a tag, or 404
 Authentication: `Authorization: Bearer <token>` (or `token <token>`); a wrong or missing token gets 401
 {"message": "Bad credentials", ...}; an unknown repository gets 404 {"message": "Not Found", ...}.
 Differences from GitHub: one process's memory (optionally a JSON file), no pagination beyond one page of 100,
@@ -39,12 +43,20 @@ class PullRequests:
     def __init__(self, repos: list[str], token: str, path: Path | None = None):
         self.token, self.path, self.lock = token, path, threading.Lock()
         self.repos: dict[str, list[dict[str, Any]]] = {r: [] for r in repos}
+        self.releases: dict[str, list[dict[str, Any]]] = {r: [] for r in repos}
         if path and path.exists():
             self.repos.update(json.loads(path.read_text()))
+        if path and self._releases_path.exists():
+            self.releases.update(json.loads(self._releases_path.read_text()))
+
+    @property
+    def _releases_path(self) -> Path:
+        return self.path.with_name(self.path.stem + "-releases.json")
 
     def save(self) -> None:
         if self.path:
             self.path.write_text(json.dumps(self.repos))
+            self._releases_path.write_text(json.dumps(self.releases))
 
 
 def _error(status: int, message: str, errors: list[dict] | None = None) -> JSONResponse:
@@ -77,7 +89,8 @@ def make_app(state: PullRequests) -> Starlette:
         """A pull request as GitHub's API returns it."""
         owner, repo = request.path_params["owner"], request.path_params["repo"]
         base_url = f"https://github.com/{owner}/{repo}/pull/{pr['number']}"
-        return {**pr, "html_url": base_url, "url": f"/repos/{owner}/{repo}/pulls/{pr['number']}",
+        return {**{k: v for k, v in pr.items() if not k.startswith("_")}, "comments": len(pr.get("_comments", [])),
+                "html_url": base_url, "url": f"/repos/{owner}/{repo}/pulls/{pr['number']}",
                 "head": {"ref": pr["head"], "label": f"{owner}:{pr['head']}"},
                 "base": {"ref": pr["base"], "label": f"{owner}:{pr['base']}"},
                 "labels": [{"name": n} for n in pr["labels"]]}
@@ -123,6 +136,7 @@ def make_app(state: PullRequests) -> Starlette:
                     if field in body:
                         pr[field] = body[field]
                 pr["updated_at"] = _now()
+                pr["closed_at"] = pr["updated_at"] if pr["state"] == "closed" else None
                 state.save()
         return JSONResponse(shape(pr, request))
 
@@ -136,9 +150,60 @@ def make_app(state: PullRequests) -> Starlette:
             state.save()
         return JSONResponse([{"name": n} for n in pr["labels"]])
 
+    async def comments(request: Request) -> JSONResponse:
+        pr, denied = guarded_pr(request)
+        if denied:
+            return denied
+        owner, repo = request.path_params["owner"], request.path_params["repo"]
+        if request.method == "GET":
+            return JSONResponse(pr.get("_comments", []))
+        body = await request.json()
+        if not isinstance(body.get("body"), str) or not body["body"]:
+            return _error(422, "Validation Failed", [{"resource": "IssueComment", "code": "missing_field",
+                                                      "field": "body"}])
+        with state.lock:
+            number = 1 + sum(len(p.get("_comments", [])) for prs in state.repos.values() for p in prs)
+            comment = {"id": number, "body": body["body"], "user": {"login": "playground-ops"},
+                       "html_url": f"https://github.com/{owner}/{repo}/pull/{pr['number']}#issuecomment-{number}",
+                       "created_at": _now(), "updated_at": _now()}
+            pr.setdefault("_comments", []).append(comment)
+            state.save()
+        return JSONResponse(comment, status_code=201)
+
+    async def releases(request: Request) -> JSONResponse:
+        prs, denied = guard(request)
+        if denied:
+            return denied
+        owner, repo = request.path_params["owner"], request.path_params["repo"]
+        known = state.releases.setdefault(f"{owner}/{repo}", [])
+        if request.method == "GET":
+            found = next((r for r in known if r["tag_name"] == request.path_params["tag"]), None)
+            return JSONResponse(found) if found else _error(404, "Not Found")
+        body = await request.json()
+        if not body.get("tag_name"):
+            return _error(422, "Validation Failed", [{"resource": "Release", "code": "missing_field",
+                                                      "field": "tag_name"}])
+        with state.lock:
+            if any(r["tag_name"] == body["tag_name"] for r in known):
+                return _error(422, "Validation Failed", [{"resource": "Release", "code": "already_exists",
+                                                          "field": "tag_name"}])
+            number = 1 + sum(len(v) for v in state.releases.values())
+            release = {"id": number, "tag_name": body["tag_name"], "name": body.get("name") or body["tag_name"],
+                       "body": body.get("body", ""), "draft": bool(body.get("draft", False)),
+                       "prerelease": bool(body.get("prerelease", False)),
+                       "target_commitish": body.get("target_commitish", "main"),
+                       "html_url": f"https://github.com/{owner}/{repo}/releases/tag/{body['tag_name']}",
+                       "created_at": _now(), "published_at": _now()}
+            known.append(release)
+            state.save()
+        return JSONResponse(release, status_code=201)
+
     return Starlette(routes=[
         Route("/repos/{owner}/{repo}/pulls", pulls, methods=["GET", "POST"]),
         Route("/repos/{owner}/{repo}/pulls/{number:int}", pull, methods=["GET", "PATCH"]),
         Route("/repos/{owner}/{repo}/issues/{number:int}/labels", labels, methods=["POST"]),
+        Route("/repos/{owner}/{repo}/issues/{number:int}/comments", comments, methods=["GET", "POST"]),
+        Route("/repos/{owner}/{repo}/releases", releases, methods=["POST"]),
+        Route("/repos/{owner}/{repo}/releases/tags/{tag}", releases, methods=["GET"]),
     ])
 

@@ -1,20 +1,31 @@
 """A local Render-compatible platform: the part of Render's REST API v1 the runbooks use, on loopback, managing the
 sandbox's backend as real processes.
 
-Implemented (https://api-docs.render.com, shapes as in render-oss/cli's generated client):
+Implemented (https://api-docs.render.com, shapes as in render-oss/cli's generated client), for two services: the
+backend (a web service, srv-sandboxbackend00001) and the frontend (a static site, srv-sandboxfrontend0001, which has
+env vars and deploys but no instances: restart, scale, autoscaling, instances and rollback answer it 400):
+    GET    /services                              [{cursor, service}], name and type filters, cursor pagination
     GET    /services/{id}                         the service
     GET    /services/{id}/env-vars                [{cursor, envVar: {key, value}}], cursor pagination (limit <= 100)
     GET    /services/{id}/env-vars/{key}          {key, value}
     PUT    /services/{id}/env-vars/{key}          {"value"} or {"generateValue": true} -> {key, value}
     DELETE /services/{id}/env-vars/{key}          204
-    POST   /services/{id}/restart                 really restarts the backend's processes with the current env vars
+    GET    /services/{id}/deploys                 [{cursor, deploy}], newest first, cursor pagination (limit <= 100)
+    POST   /services/{id}/restart                 really restarts the backend's processes with the current env vars,
+                                                  without downtime: new instances first, checked healthy on their
+                                                  own ports, then the old ones drained (unhealthy: old ones kept)
     POST   /services/{id}/deploys                 201 deploy; build, then restart; `live` once /health answers, else
                                                   `update_failed` (the previous processes' env is kept)
     GET    /services/{id}/deploys/{deployId}      the deploy and its status
-    POST   /services/{id}/scale                   {"numInstances"}: N uvicorn worker processes
+    POST   /services/{id}/rollback                {"deployId"}: a new deploy (trigger rollback) of that deploy's build
+    POST   /services/{id}/scale                   {"numInstances"}: N instance processes on one port (SO_REUSEPORT)
     PUT    /services/{id}/autoscaling             stored and returned (no autoscaler acts on it here)
     DELETE /services/{id}/autoscaling
-    GET    /services/{id}/instances               one per worker process
+    GET    /services/{id}/instances               one per instance process
+    GET    /services/{id}/events                  [{cursor, event: {id, timestamp, serviceId, type, details}}], newest
+                                                  first: server_restarted, server_failed, deploy_started,
+                                                  deploy_ended, instance_count_changed, autoscaling_config_changed
+                                                  (Render lists no env-var change; playground-ops' own runs do)
     GET    /metrics/{cpu|memory|cpu-limit|memory-limit|http-requests|http-latency}
                                                   TimeSeries [{labels, unit, values: [{timestamp, value}]}]; cpu and
                                                   memory sampled from /proc every 2 s per process; HTTP ones computed
@@ -80,17 +91,7 @@ class Sampler:
         self.lock = threading.Lock()
 
     def processes(self) -> list[int]:
-        master = manager.backend_pid(self.settings)
-        if master is None:
-            return []
-        children = []
-        for task in Path(f"/proc/{master}/task").glob("*"):
-            try:
-                children += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
-        workers = [c for c in children if "resource_tracker" not in _cmdline(c)]
-        return workers or [master]
+        return manager.backend_pids(self.settings)
 
     def sample(self) -> None:
         now = time.time()
@@ -145,13 +146,6 @@ class Sampler:
                 pass
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:
-        return ""
-
-
 def _unit(kind: str) -> str:
     return {"cpu": "cpu", "cpu-limit": "cpu", "memory": "bytes", "memory-limit": "bytes", "http-requests": "count",
             "http-latency": "ms"}.get(kind, "")
@@ -181,7 +175,7 @@ class WriteLimit:
 
 
 def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.0, window_s: int = 60) -> Starlette:
-    state_lock = threading.Lock()
+    state_lock = threading.RLock()  # record_event takes it too, also from within
     sampler = Sampler(settings, sample_every)
     limit = WriteLimit(write_limit, window_s)
     stop = threading.Event()
@@ -193,12 +187,34 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
     def save(state: dict) -> None:
         manager.save_platform_state(settings, state)
 
-    def service(state: dict) -> dict:
+    def service(state: dict, sid: str = manager.RENDER_SERVICE_ID) -> dict:
+        if sid == manager.FRONTEND_SERVICE_ID:  # a static site: built, published, no instances
+            front = state["services"][sid]
+            return {"id": sid, "name": "ai-api-playground-frontend", "type": "static_site",
+                    "ownerId": manager.RENDER_OWNER_ID, "suspended": "not_suspended",
+                    "serviceDetails": {"buildCommand": "npm ci && npm run build", "publishPath": "dist",
+                                       "url": "https://ai-api-playground-frontend.onrender.invalid"},
+                    "createdAt": front["created_at"], "updatedAt": front.get("updated_at", front["created_at"])}
         return {"id": manager.RENDER_SERVICE_ID, "name": "ai-api-playground-backend", "type": "web_service",
                 "ownerId": manager.RENDER_OWNER_ID, "suspended": "not_suspended",
                 "serviceDetails": {"numInstances": state["num_instances"], "plan": "starter",
                                    "autoscaling": state.get("autoscaling")},
                 "createdAt": state["created_at"], "updatedAt": state.get("updated_at", state["created_at"])}
+
+    def env_of(state: dict, sid: str) -> dict:
+        return state["services"][sid]["env_vars"] if sid == manager.FRONTEND_SERVICE_ID else state["env_vars"]
+
+    def deploys_of(state: dict, sid: str) -> list:
+        return state["services"][sid]["deploys"] if sid == manager.FRONTEND_SERVICE_ID else state["deploys"]
+
+    def web_only(handler):
+        """What only a web service has (restart, scaling, instances): a static site gets Render's 400."""
+        async def wrapped(request: Request) -> Response:
+            if request.path_params.get("service_id") == manager.FRONTEND_SERVICE_ID:
+                return _error(400, "bad_request", "not supported for static sites")
+            return await handler(request)
+
+        return wrapped
 
     def guarded(handler):
         async def wrapped(request: Request) -> Response:
@@ -207,7 +223,7 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
             if auth != f"Bearer {api_key}":
                 return _error(401, "unauthorized", "unauthorized", headers)
             sid = request.path_params.get("service_id") or request.query_params.get("resource")
-            if sid is not None and sid != manager.RENDER_SERVICE_ID:
+            if sid is not None and sid not in (manager.RENDER_SERVICE_ID, manager.FRONTEND_SERVICE_ID):
                 return _error(404, "not_found", "service not found", headers)
             if not allowed:
                 return _error(429, "rate_limit_exceeded", "rate limit exceeded", headers)
@@ -218,11 +234,23 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
         return wrapped
 
     async def get_service(request: Request) -> Response:
-        return JSONResponse(service(load()))
+        return JSONResponse(service(load(), request.path_params["service_id"]))
+
+    async def list_services(request: Request) -> Response:
+        """[{cursor, service}], cursor pagination (limit <= 100); name and type filters as Render's."""
+        state, q = load(), request.query_params
+        listed = [service(state, sid) for sid in (manager.RENDER_SERVICE_ID, manager.FRONTEND_SERVICE_ID)]
+        listed = [x for x in listed if (not q.get("name") or x["name"] in q.getlist("name"))
+                  and (not q.get("type") or x["type"] in q.getlist("type"))]
+        cursor = q.get("cursor")
+        begin = next((i + 1 for i, x in enumerate(listed) if x["id"] == cursor), 0) if cursor else 0
+        limit_n = min(100, max(1, int(q.get("limit", 20))))
+        return JSONResponse([{"cursor": x["id"], "service": x} for x in listed[begin:begin + limit_n]])
 
     async def env_vars(request: Request) -> Response:
         state = load()
-        items = [{"cursor": key, "envVar": {"key": key, "value": value}} for key, value in sorted(state["env_vars"].items())]
+        env = env_of(state, request.path_params["service_id"])
+        items = [{"cursor": key, "envVar": {"key": key, "value": value}} for key, value in sorted(env.items())]
         cursor = request.query_params.get("cursor")
         if cursor:
             items = [i for i in items if i["cursor"] > cursor]
@@ -233,12 +261,13 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
         key = request.path_params["key"]
         with state_lock:
             state = load()
+            env = env_of(state, request.path_params["service_id"])
             if request.method == "GET":
-                if key not in state["env_vars"]:
+                if key not in env:
                     return _error(404, "not_found", "env var not found")
-                return JSONResponse({"key": key, "value": state["env_vars"][key]})
+                return JSONResponse({"key": key, "value": env[key]})
             if request.method == "DELETE":
-                if state["env_vars"].pop(key, None) is None:
+                if env.pop(key, None) is None:
                     return _error(404, "not_found", "env var not found")
                 save(state)
                 return Response(status_code=204)
@@ -249,49 +278,96 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
                 value = body["value"]
             else:
                 return _error(400, "bad_request", "value or generateValue is required")
-            state["env_vars"][key] = value
+            env[key] = value
             save(state)
         return JSONResponse({"key": key, "value": value})
 
+    def record_event(type_: str, sid: str = manager.RENDER_SERVICE_ID, **details: Any) -> None:
+        """An entry of the service's event list, as Render's GET /services/{id}/events lists them."""
+        with state_lock:
+            state = load()
+            events = state.setdefault("events", [])
+            events.append({"id": "evt-" + secrets.token_hex(10), "timestamp": _iso(time.time()),
+                           "serviceId": sid, "type": type_, "details": details})
+            del events[:-500]
+            save(state)
+
     def restart_processes() -> bool:
-        manager.stop_backend(settings)
-        try:
-            manager.start_backend(settings, wait=30)
-            return True
-        except RuntimeError:
-            return False
+        healthy = manager.replace_backend(settings, wait=20)  # answered within the client's 30 s, healthy or not
+        record_event("server_restarted" if healthy else "server_failed",
+                     **({} if healthy else {"reason": "new instances not healthy; the previous ones kept serving"}))
+        return healthy
 
     async def restart(request: Request) -> Response:
         await run_in_threadpool(restart_processes)
         return Response(status_code=200)
 
-    def run_deploy(deploy_id: str) -> None:
+    async def events(request: Request) -> Response:
+        """Newest first, [{cursor, event}], cursor pagination (limit <= 100); startTime / endTime filter."""
+        q = request.query_params
+        start, end = _parse_time(q.get("startTime"), 0), _parse_time(q.get("endTime"), time.time() + 1)
+        sid = request.path_params["service_id"]
+        listed = sorted((e for e in load().get("events", []) if start <= _parse_time(e["timestamp"], 0) <= end
+                         and e.get("serviceId", manager.RENDER_SERVICE_ID) == sid),
+                        key=lambda e: e["timestamp"], reverse=True)
+        cursor = q.get("cursor")
+        begin = next((i + 1 for i, e in enumerate(listed) if e["id"] == cursor), 0) if cursor else 0
+        limit_n = min(100, max(1, int(q.get("limit", 20))))
+        return JSONResponse([{"cursor": e["id"], "event": e} for e in listed[begin:begin + limit_n]])
+
+    def run_deploy(deploy_id: str, sid: str) -> None:
         def set_status(status: str) -> None:
             with state_lock:
                 state = load()
-                for d in state["deploys"]:
+                for d in deploys_of(state, sid):
                     if d["id"] == deploy_id:
                         d.update(status=status, updatedAt=_iso(time.time()),
                                  **({"finishedAt": _iso(time.time())} if status in ("live", "update_failed") else {}))
                 save(state)
 
         set_status("update_in_progress")
-        set_status("live" if restart_processes() else "update_failed")
+        record_event("deploy_started", sid, deployId=deploy_id)
+        if sid == manager.FRONTEND_SERVICE_ID:  # a static site: built with its env vars and published
+            time.sleep(0.5)
+            status = "live"
+        else:
+            status = "live" if restart_processes() else "update_failed"
+        set_status(status)
+        record_event("deploy_ended", sid, deployId=deploy_id, status=status)
 
     async def deploys(request: Request) -> Response:
+        if request.method == "GET":  # newest first, as [{deploy, cursor}], cursor pagination (limit <= 100)
+            limit = min(100, int(request.query_params.get("limit", 20)))
+            newest = sorted(deploys_of(load(), request.path_params["service_id"]), key=lambda d: d["createdAt"],
+                            reverse=True)
+            cursor = request.query_params.get("cursor")
+            start = next((i + 1 for i, d in enumerate(newest) if d["id"] == cursor), 0) if cursor else 0
+            return JSONResponse([{"cursor": d["id"], "deploy": d} for d in newest[start:start + limit]])
         body = await request.json() if (await request.body()) else {}
-        deploy = {"id": "dep-" + secrets.token_hex(10), "status": "build_in_progress", "trigger": "api",
-                  "deployMode": body.get("deployMode", "build_and_deploy"), "createdAt": _iso(time.time()),
-                  "startedAt": _iso(time.time()), "updatedAt": _iso(time.time()), "finishedAt": None}
+        return start_deploy("api", body.get("deployMode", "build_and_deploy"), request.path_params["service_id"])
+
+    async def rollback(request: Request) -> Response:
+        body = await request.json() if (await request.body()) else {}
+        target = next((d for d in load()["deploys"] if d["id"] == body.get("deployId")), None)
+        if target is None:
+            return _error(404, "not_found", "deploy not found")
+        return start_deploy("rollback", target.get("deployMode", "build_and_deploy"), rollbackOf=target["id"])
+
+    def start_deploy(trigger: str, mode: str, sid: str = manager.RENDER_SERVICE_ID, **extra: str) -> Response:
+        """A new deploy recorded and run (really restarting the backend) in the background; 201 with it."""
+        now = _iso(time.time())
+        deploy = {"id": "dep-" + secrets.token_hex(10), "status": "build_in_progress", "trigger": trigger, **extra,
+                  "deployMode": mode, "createdAt": now, "startedAt": now, "updatedAt": now, "finishedAt": None}
         with state_lock:
             state = load()
-            state["deploys"].append(deploy)
+            deploys_of(state, sid).append(deploy)
             save(state)
-        threading.Thread(target=run_deploy, args=(deploy["id"],), daemon=True).start()
+        threading.Thread(target=run_deploy, args=(deploy["id"], sid), daemon=True).start()
         return JSONResponse(deploy, status_code=201)
 
     async def deploy(request: Request) -> Response:
-        found = next((d for d in load()["deploys"] if d["id"] == request.path_params["deploy_id"]), None)
+        found = next((d for d in deploys_of(load(), request.path_params["service_id"])
+                      if d["id"] == request.path_params["deploy_id"]), None)
         return JSONResponse(found) if found else _error(404, "not_found", "deploy not found")
 
     async def scale(request: Request) -> Response:
@@ -301,8 +377,9 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
             return _error(400, "bad_request", "numInstances must be an integer from 1 to 10")
         with state_lock:
             state = load()
-            state["num_instances"] = n
+            before, state["num_instances"] = state["num_instances"], n
             save(state)
+        record_event("instance_count_changed", fromInstances=before, toInstances=n)
         await run_in_threadpool(restart_processes)
         return Response(status_code=202)
 
@@ -312,12 +389,15 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
             if request.method == "DELETE":
                 state["autoscaling"] = None
                 save(state)
+                record_event("autoscaling_config_changed", enabled=False)
                 return Response(status_code=204)
             body = await request.json()
             if not isinstance(body.get("min"), int) or not isinstance(body.get("max"), int) or body["min"] > body["max"]:
                 return _error(400, "bad_request", "min and max must be integers with min <= max")
             state["autoscaling"] = body
             save(state)
+        record_event("autoscaling_config_changed", enabled=bool(body.get("enabled", True)), min=body["min"],
+                     max=body["max"])
         return JSONResponse(body)
 
     async def instances(request: Request) -> Response:
@@ -376,15 +456,18 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
     threading.Thread(target=sampler.run, args=(stop,), daemon=True).start()
     s = "/services/{service_id}"
     return Starlette(routes=[
+        Route("/services", guarded(list_services)),
         Route(s, guarded(get_service)),
         Route(f"{s}/env-vars", guarded(env_vars)),
         Route(f"{s}/env-vars/{{key}}", guarded(env_var), methods=["GET", "PUT", "DELETE"]),
-        Route(f"{s}/restart", guarded(restart), methods=["POST"]),
-        Route(f"{s}/deploys", guarded(deploys), methods=["POST"]),
+        Route(f"{s}/restart", guarded(web_only(restart)), methods=["POST"]),
+        Route(f"{s}/deploys", guarded(deploys), methods=["GET", "POST"]),
         Route(f"{s}/deploys/{{deploy_id}}", guarded(deploy)),
-        Route(f"{s}/scale", guarded(scale), methods=["POST"]),
-        Route(f"{s}/autoscaling", guarded(autoscaling), methods=["PUT", "DELETE"]),
-        Route(f"{s}/instances", guarded(instances)),
+        Route(f"{s}/rollback", guarded(web_only(rollback)), methods=["POST"]),
+        Route(f"{s}/scale", guarded(web_only(scale)), methods=["POST"]),
+        Route(f"{s}/autoscaling", guarded(web_only(autoscaling)), methods=["PUT", "DELETE"]),
+        Route(f"{s}/instances", guarded(web_only(instances))),
+        Route(f"{s}/events", guarded(events)),
         Route("/metrics/{kind}", guarded(metrics)),
         Route("/logs", guarded(logs)),
         Route("/sandbox/metrics", guarded(inject), methods=["POST"]),

@@ -19,7 +19,8 @@ class SlotUnavailable(RuntimeError):
 
 
 @contextmanager
-def hold_slots(names: list[str], wait_seconds: float, what: str) -> Iterator[None]:
+def hold_slots(names: list[str], wait_seconds: float, what: str,
+               holders: str = "another run (a backup, maintenance or performance review)") -> Iterator[None]:
     """Hold every named slot (strict: a missing limit is an error, not a free pass) or fail after waiting."""
     import sys
 
@@ -30,7 +31,7 @@ def hold_slots(names: list[str], wait_seconds: float, what: str) -> Iterator[Non
         slots.__enter__()
     except TimeoutError:
         raise SlotUnavailable(f"{what} did not start: after {wait_seconds:.0f} s, {' or '.join(names)} was still held "
-                              "by another run (a backup, maintenance or performance review)") from None
+                              f"by {holders}") from None
     try:
         yield
     finally:
@@ -81,3 +82,13 @@ def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iter
         yield True
     finally:
         slot.__exit__(*sys.exc_info())
+
+
+@contextmanager
+def platform_change(target: str, wait_seconds: float, what: str) -> Iterator[None]:
+    """The one global limit per target that secret-rotation and environment-variables share: two changes to the same
+    service's environment never interleave; the second waits, then is refused."""
+    name = target_slot("platform-change", target)
+    ensure_limit(name)
+    with hold_slots([name], wait_seconds, what, holders=f"another secret rotation or env var change on {target}"):
+        yield

@@ -45,7 +45,8 @@ ENV = {
 }
 for _name in ("OPS_SANDBOX_ADMIN_URL", "OPS_VERIFY_DATABASE_URL", "OPS_PG_BINDIR", "OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
               "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE", "OPS_REPO_URL", "OPS_REPO_PROJECTS", "GITHUB_TOKEN",
-              "GITHUB_REPOSITORY", "GITHUB_API_URL", "OPS_NPM_AUDIT_REGISTRY", "OPS_OSV_URL"):
+              "GITHUB_REPOSITORY", "GITHUB_API_URL", "OPS_NPM_AUDIT_REGISTRY", "OPS_OSV_URL", "RENDER_SERVICES",
+              "OPS_BACKUP_ENCRYPTION_SECRET", "OPS_CONFIG_BACKUP_ENCRYPTION_SECRET"):
     os.environ.pop(_name, None)
 os.environ.update(ENV)
 
@@ -119,6 +120,9 @@ def ops(sandbox, receiver):
     from playground_ops.settings import load_settings
 
     setup(load_settings())
+    from sandbox import manager
+
+    manager.ensure_config_backup_key(load_settings())
     return load_settings()
 
 
@@ -139,6 +143,29 @@ def served(ops):
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def backend_down(settings, quiet_seconds: float = 3.0, timeout: float = 90.0) -> None:
+    """The sandbox's backend stopped and staying stopped: a restart another test asked the platform stand-in for
+    (a deploy still running in its background) may start it again just after a stop, so stop until nothing has
+    answered the service's port for `quiet_seconds`."""
+    import httpx
+
+    from sandbox import manager
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        manager.stop_backend(settings)
+        quiet_until = time.monotonic() + quiet_seconds
+        while time.monotonic() < quiet_until:
+            try:
+                httpx.get(f"http://127.0.0.1:{settings.sandbox_port}/health", timeout=1)
+                break  # answered: stop again
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            return
+    raise AssertionError("the sandbox's backend kept being started again")
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

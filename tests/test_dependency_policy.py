@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dependencies.policy import (POLICY, AuditOutcome, Outdated, at_or_above, direct_fixes, judge_npm_audit,
+from tasks.dependencies.policy import (POLICY, AuditOutcome, Bisection, Outdated, at_or_above, direct_fixes, judge_npm_audit,
                                      judge_pip_audit, parse_npm_outdated, parse_pip_outdated, plan_updates,
-                                     pull_request_body, release_notes_url, split_majors)
+                                     pull_request_body, release_notes_url, split_majors,
+                                     keep_written_ranges)
 from tasks.dependencies.versioning import classify
-from tasks.dependencies.update_report import audit_report
+from tasks.dependencies.update_report import AuditFix, audit_failures, audit_report
 
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 
@@ -60,13 +61,28 @@ def test_a_major_latest_still_gets_the_newest_release_within_its_major_and_is_li
     assert [(u.package, u.latest) for u in plan.planned] == [("debug", "4.4.3")]
 
 
-def test_the_fallback_tries_patch_only_after_patch_and_minor():
-    plan = plan_updates([_item("ms", "2.0.0", "2.1.3"), _item("minimist", "1.2.0", "1.2.8")])
-    scopes = plan.scopes()
-    assert [name for name, _ in scopes] == ["patch and minor", "patch only"]
-    assert [u.package for u in scopes[1][1]] == ["minimist"]
-    assert [n for n, _ in plan_updates([_item("minimist", "1.2.0", "1.2.8")]).scopes()] == ["patch and minor"]
-    assert plan_updates([_item("ms", "2.0.0", "2.1.3")], include_minor=False).apply == []
+def test_minor_updates_can_be_turned_off_for_a_run():
+    plan = plan_updates([_item("ms", "2.0.0", "2.1.3"), _item("minimist", "1.2.0", "1.2.8")], include_minor=False)
+    assert [u.package for u in plan.apply] == ["minimist"]
+    assert [(u.package, u.note) for u in plan.skipped] == [("ms", "minor updates turned off for this run")]
+
+
+def test_written_ranges_move_in_their_own_form_or_the_update_says_why_it_is_skipped():
+    items = [_item("on-finished", "2.3.0", "2.4.2"), _item("ms", "2.0.0", "2.1.3"), _item("escape-html", "1.0.2", "1.0.3"),
+             _item("depd", "1.1.0", "1.1.2"), _item("qs", "6.5.0", "6.5.3"), _item("send", "0.16.0", "0.16.2", "lib"),
+             _item("six", "1.15.0", "1.17.0", "py", "python"), _item("idna", "3.6", "3.10", "py", "python")]
+    written = {("backend", "on-finished"): "~2.3.0", ("backend", "ms"): "^2.0.0", ("backend", "escape-html"): "1.0.2",
+               ("backend", "depd"): ">=1.1.0 <3", ("backend", "qs"): ">=6.5.0 <6.5.2", ("lib", "send"): "0.16.x",
+               ("py", "six"): "==1.15.0", ("py", "idna"): ">=3.0"}
+    kept = {i.package: i for i in keep_written_ranges(items, written, locked={"backend", "py"})}
+    assert kept["on-finished"].new_spec == "~2.4.2" and kept["ms"].new_spec == "^2.1.3"
+    assert kept["escape-html"].new_spec == "1.0.3" and kept["escape-html"].range_change == "pinned"
+    assert kept["depd"].action == "apply" and kept["depd"].range_change == "lock file only (>=1.1.0 <3)"
+    assert kept["qs"].action == "skip" and kept["qs"].note == ("written as >=6.5.0 <6.5.2, which does not admit 6.5.3: "
+                                                               "widen it by hand")
+    assert kept["send"].action == "skip" and "no lock file" in kept["send"].note  # a no-op is not an update
+    assert kept["six"].new_spec == "==1.17.0" and kept["idna"].range_change == "lock file only (>=3.0)"
+    assert kept["on-finished"].range_change == "~2.3.0 -> ~2.4.2"
 
 
 def test_pip_outdated_is_kept_to_the_direct_pins_and_classified_by_pep_440():
@@ -111,8 +127,31 @@ def test_an_audit_that_could_not_run_fails_the_report_while_findings_make_it_cri
     broken = audit_report("sandbox", {"backend": AuditOutcome(True, None, [], 3),
                                       "python": AuditOutcome(False, "pip-audit skipped all 2 dependencies")}, "low")
     assert broken.status.value == "failed" and "The audit of python could not run" in broken.findings[-1].message
+    assert audit_failures({"python": AuditOutcome(False, "pip-audit skipped all 2 dependencies")}) == \
+        "the audit of python could not run: pip-audit skipped all 2 dependencies"
     assert direct_fixes(AuditOutcome(True, None, [finding, low])) == [("debug", "2.6.9"), ("minimist", "1.2.8")]
     assert at_or_above("unknown", "critical") and not at_or_above("low", "moderate")
+
+
+def test_the_audits_next_step_fits_what_the_run_did():
+    finding = {"package": "minimist", "severity": "critical", "range": "<1.2.6", "fix_available": True,
+               "fix_is_major": False, "fix_version": "1.2.8", "direct": True, "advisories": ["GHSA-xvch-5gv4-984h"],
+               "via": [], "title": "Prototype Pollution"}
+    audits = {"backend": AuditOutcome(True, None, [finding], 3)}
+
+    def step(fixed):
+        return audit_report("sandbox", audits, "moderate", fixed).findings[0].next_step
+
+    assert step(AuditFix(False, False, ["backend"])).startswith("Run security-audit with fix=true")
+    assert "without dry_run" in step(AuditFix(True, True, ["backend"]))
+    assert step(AuditFix(True, False, ["backend"], pull_request=7)).startswith("Review and merge pull request #7")
+    from tasks.dependencies.steps import Attempt, TestRun
+
+    failed = Attempt("npm audit fix", [], [TestRun("backend", "npm test", False, "AssertionError")])
+    assert "broke the tests" in step(AuditFix(True, False, ["backend"], attempt=failed))
+    assert step(AuditFix(True, False, [])).startswith("No fix is available within the written ranges")
+    assert all("fix=true" not in step(f) for f in (AuditFix(True, False, ["backend"], pull_request=7),
+                                                   AuditFix(True, False, [])))
 
 
 def test_osv_stand_in_matches_versions_by_range():
@@ -130,3 +169,68 @@ def test_recorded_npm_audit_with_findings_gives_severity_advisories_and_the_fix(
     assert found["minimist"]["advisories"] == ["GHSA-xvch-5gv4-984h", "GHSA-vh95-rmgr-6w4m"]
     assert found["minimist"]["fix_version"] == "1.2.8" and not found["minimist"]["fix_is_major"]
     assert found["debug"]["severity"] == "low" and found["debug"]["direct"]
+
+
+class _Try:
+    """What the runbook records of one try: the updates applied and whether the tests passed."""
+
+    def __init__(self, updates, breaking):
+        self.updates = updates
+        self.ok = not any(u.package in breaking for u in updates)
+
+
+def _bisect(updates, breaking, max_tries=12):
+    search = Bisection(updates, max_tries=max_tries)
+    tried = []
+    while (chosen := search.next_try()) is not None:
+        tried.append((search.scope, sorted(u.package for u in chosen)))
+        search.record(_Try(chosen, breaking))
+    return search, tried
+
+
+UPDATES = [_item("escape-html", "1.0.2", "1.0.3"), _item("minimist", "1.2.0", "1.2.8"),
+           _item("ms", "2.0.0", "2.1.3"), _item("on-finished", "2.3.0", "2.4.1"), _item("depd", "1.1.0", "1.1.2")]
+
+
+def test_updates_that_pass_together_are_tried_once():
+    search, tried = _bisect(UPDATES, breaking=set())
+    assert tried == [("try 1: all 5 updates", sorted(u.package for u in UPDATES))]
+    assert search.passed is search.attempts[0] and search.held_back == []
+
+
+def test_bisection_names_the_one_minor_that_breaks_and_ships_the_rest():
+    search, tried = _bisect(UPDATES, breaking={"ms"})
+    assert [scope for scope, _ in tried] == ["try 1: all 5 updates", "try 2: patch only: escape-html, minimist, depd",
+                                            "try 3: + ms", "try 4: + on-finished"]
+    assert [u.package for u in search.held_back] == ["ms"] and search.passed is search.attempts[-1]
+    assert sorted(u.package for u in search.passed.updates) == ["depd", "escape-html", "minimist", "on-finished"]
+    [(_, evidence)] = search.breakers
+    assert not evidence.ok and "ms" in [u.package for u in evidence.updates]  # the failing try that named it
+
+
+def test_a_breaking_second_half_is_named_without_trying_it_again():
+    search, tried = _bisect(UPDATES, breaking={"on-finished"})
+    assert [scope for scope, _ in tried] == ["try 1: all 5 updates", "try 2: patch only: escape-html, minimist, depd",
+                                            "try 3: + ms"]  # good + on-finished is what try 1 showed failing
+    assert [u.package for u in search.held_back] == ["on-finished"]
+    assert search.passed is search.attempts[-1]
+
+
+def test_two_breaking_patches_are_both_named():
+    search, _ = _bisect(UPDATES, breaking={"escape-html", "depd"})
+    assert sorted(u.package for u in search.held_back) == ["depd", "escape-html"]
+    assert sorted(u.package for u in search.passed.updates) == ["minimist", "ms", "on-finished"]
+
+
+def test_when_every_update_breaks_nothing_ships_and_the_tries_are_bounded():
+    search, tried = _bisect(UPDATES, breaking={u.package for u in UPDATES})
+    assert search.passed is None and len(search.held_back) == 5
+    search, tried = _bisect(UPDATES, breaking={u.package for u in UPDATES}, max_tries=3)
+    assert len(tried) == 3 and search.passed is None
+    assert len(search.breakers) + len(search.untried) == 5 and search.untried  # not isolated: held back, untried
+
+
+def test_a_passing_set_that_is_not_the_last_try_is_applied_once_more_so_the_work_copy_holds_it():
+    search, tried = _bisect(UPDATES[:4], breaking={"on-finished", "ms"})
+    assert tried[-1][0] == "final: the 2 updates that passed" and tried[-1][1] == ["escape-html", "minimist"]
+    assert sorted(u.package for u in search.held_back) == ["ms", "on-finished"]

@@ -25,3 +25,21 @@ def test_outdated_classified_then_patch_and_minor_applied_and_tested(tmp_path):
     assert pins["ms"] == found["ms"].wanted and pins["debug"] == "2.6.8"  # the major stays for a person to plan
     assert npm.run_script(backend, "test").ok
     assert not any(o.action == "apply" for o in npm.outdated(backend, "backend"))
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("widen, peer", [(False, "~2.0.0"), (True, "~2.0.0 || ~2.1.3")])
+def test_a_peer_range_is_widened_only_when_asked_and_the_lock_resolves_the_target(tmp_path, widen, peer):
+    from tasks.dependencies.policy import Outdated
+
+    project = tmp_path / "plugin"
+    project.mkdir()
+    manifest = {"name": "ms-plugin", "version": "1.0.0", "devDependencies": {"ms": "~2.0.0"},
+                "peerDependencies": {"ms": "~2.0.0"}}
+    (project / "package.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    assert npm.install(project).ok
+    update = Outdated("plugin", "ms", "2.0.0", "2.1.3", "2.1.3", "minor", "apply", spec="~2.0.0", new_spec="~2.1.3")
+    assert npm.apply_updates(project, [update], widen_peers=widen).ok
+    written = json.loads((project / "package.json").read_text())
+    assert written["devDependencies"] == {"ms": "~2.1.3"} and written["peerDependencies"] == {"ms": peer}
+    assert npm.locked_version(project, "ms") == "2.1.3"

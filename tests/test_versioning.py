@@ -10,8 +10,9 @@ import subprocess
 import pytest
 
 from tasks.dependencies.policy import POLICY
-from tasks.dependencies.versioning import (classify, newest_within, read_requirement_pins, requirement_name,
-                                           rewrite_requirement_pins, satisfies)
+from tasks.dependencies.versioning import (classify, keep_range_form, newest_within, read_requirement_pins,
+                                           read_requirements, requirement_name, rewrite_package_json,
+                                           rewrite_requirements, satisfies, widen_peer_range, written_ranges)
 
 NPM = [  # (current, target, kind)
     ("1.2.3", "1.2.4", "patch"),
@@ -127,8 +128,11 @@ def test_requirement_lines_with_extras_markers_wildcards_and_options():
             "Foo_Bar.baz===1.0\n")
     assert read_requirement_pins(text) == {"six": "1.15.0", "idna": "3.6", "zope-interface": "6.0",
                                            "torch": "2.0.0+cu118"}
-    moved = rewrite_requirement_pins(text, {"idna": "3.10", "zope-interface": "6.1", "requests": "9"})
-    assert moved == text.replace("== 3.6 ;", "== 3.10 ;").replace("zope.interface==6.0", "zope.interface==6.1")
+    assert read_requirements(text)["requests"] == ">=2,<3" and read_requirements(text)["idna"] == "== 3.6"
+    assert read_requirements(text)["django"] == "~=4.2.1" and "pkg" not in read_requirements(text)
+    moved = rewrite_requirements(text, {"idna": "== 3.10", "zope-interface": "==6.1", "django": "~=4.3.0"})
+    assert moved == (text.replace("== 3.6 ;", "== 3.10 ;").replace("zope.interface==6.0", "zope.interface==6.1")
+                     .replace("Django~=4.2.1", "Django~=4.3.0"))
     assert requirement_name("Foo_Bar.baz[x]>=1; sys_platform == 'linux'") == "foo-bar-baz"
     assert requirement_name("not a requirement!") is None
 
@@ -169,3 +173,52 @@ def test_npm_answers_agree_with_the_semver_package_npm_ships():
             assert kind not in ("none", "downgrade", "unknown"), (current, target)
     for (version, spec, expected), (*_, ok) in zip(test_npm_ranges.pytestmark[0].args[1], answers[len(pairs):]):
         assert ok is expected and satisfies(version, spec, "npm") is ok, (version, spec)
+
+
+@pytest.mark.parametrize("spec, new, ecosystem, expected", [
+    ("~2.3.0", "2.4.2", "npm", "~2.4.2"), ("^1.2.0", "1.3.0", "npm", "^1.3.0"),
+    ("^1.2", "1.3.0", "npm", "^1.3"),                 # the precision written is kept
+    ("2.6.8", "2.6.9", "npm", "2.6.9"),               # an exact pin stays exact
+    ("=1.0.0", "1.0.1", "npm", "=1.0.1"), ("v1.2.3", "1.2.4", "npm", "v1.2.4"),
+    ("~1.2", "1.2.5", "npm", "~1.2"),                 # already admits it: only the lock file moves
+    (">=1.1.0 <3", "1.1.2", "npm", ">=1.1.0 <3"), ("1.x", "1.5.0", "npm", "1.x"), ("1.2", "1.2.5", "npm", "1.2"),
+    (">=1.1.0 <1.1.2", "1.1.2", "npm", None),         # a compound range that excludes it: a person widens it
+    ("==1.15.0", "1.17.0", "python", "==1.17.0"), ("== 3.6", "3.10", "python", "== 3.10"),
+    ("~=3.1.0", "3.5.3", "python", "~=3.5.3"), ("~=1.4", "1.9", "python", "~=1.4"),
+    (">=3.0", "3.20", "python", ">=3.0"), (">=2,<3", "3.1", "python", None), ("==1.0.*", "1.1", "python", None),
+])
+def test_ranges_are_kept_in_the_form_the_repository_wrote(spec, new, ecosystem, expected):
+    assert keep_range_form(spec, new, ecosystem) == expected
+    if expected:
+        assert satisfies(new, expected, ecosystem)
+
+
+def test_a_peer_range_is_widened_never_narrowed():
+    assert widen_peer_range("^4.17.0", "4.18.2") == "^4.17.0"
+    assert widen_peer_range("~4.17.0", "4.18.2") == "~4.17.0 || ~4.18.2"
+    assert satisfies("4.17.1", widen_peer_range("~4.17.0", "4.18.2"), "npm")
+
+
+PACKAGE_JSON = """{
+  "name": "mw",
+  "scripts": {"test": "node -e \\"require('ms')\\""},
+  "files": ["index.js", {"dependencies": "not a section"}],
+  "dependencies": {
+    "ms": "^2.0.0",
+    "on-finished":"~2.3.0"
+  },
+  "devDependencies": { "escape-html": "1.0.2", "mocha": "10.2.0" },
+  "peerDependencies": { "ms": "^2.0.0" }
+}
+"""
+
+
+def test_package_json_ranges_are_rewritten_in_their_section_and_every_other_byte_kept():
+    out = rewrite_package_json(PACKAGE_JSON, {"dependencies": {"ms": "^2.1.3", "on-finished": "~2.4.2"},
+                                              "devDependencies": {"escape-html": "1.0.3"}})
+    assert out == (PACKAGE_JSON.replace('"ms": "^2.0.0",', '"ms": "^2.1.3",')
+                   .replace('"on-finished":"~2.3.0"', '"on-finished":"~2.4.2"').replace('"1.0.2"', '"1.0.3"'))
+    assert json.loads(out)["peerDependencies"] == {"ms": "^2.0.0"}  # peers only when asked
+    assert written_ranges(out)["ms"] == ("dependencies", "^2.1.3")
+    with pytest.raises(ValueError, match="package.json: expected left-pad in dependencies"):
+        rewrite_package_json(PACKAGE_JSON, {"dependencies": {"left-pad": "1.3.0"}})

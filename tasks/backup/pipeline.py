@@ -176,16 +176,20 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
 @task(**retrying(retries=3, timeout_seconds=120))
 def write_manifest(settings: Settings, manifest: BackupManifest, replace: bool = False) -> BackupManifest:
     """Write the manifest, last: only now does the backup exist. Writing the same manifest again is harmless."""
-    store = backup_store(settings)
-    data = manifest.model_dump(mode="json")
-    key = manifest_key(manifest.target, manifest.backup_id)
+    put_manifest(backup_store(settings), manifest_key(manifest.target, manifest.backup_id), manifest.model_dump(mode="json"),
+                 replace)
+    return manifest
+
+
+def put_manifest(store: BackupStore, key: str, data: dict[str, Any], replace: bool) -> None:
+    """A manifest written (replace=False: only if none is there). A retried write that finds its own earlier attempt
+    already stored, the same data, is done: that attempt got through before its answer was lost."""
     try:
         store.put_json(key, data, overwrite=replace)
     except Exception:
-        if not replace and store.get_json(key) == data:  # an earlier attempt of this same write got through
-            return manifest
+        if not replace and store.get_json(key) == data:
+            return
         raise
-    return manifest
 
 
 @task(**retrying(retries=3, timeout_seconds=300))

@@ -224,9 +224,9 @@ def backup_report_fields(manifest: BackupManifest) -> dict[str, Any]:
     return {"summary": summary, "figures": figures, "tables": {"tables": tables}}
 
 
-def rung_rows(rungs: list[Rung], mode: str) -> list[dict[str, Any]]:
-    """Every rung of the ladder: passed, failed, or not reached after a failure."""
-    names = RUNGS_FULL if mode == "full" else RUNGS_QUICK
+def rung_rows(rungs: list[Rung], mode: str, ladder: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every rung of the ladder (default: a database backup's): passed, failed, or not reached after a failure."""
+    names = ladder or (RUNGS_FULL if mode == "full" else RUNGS_QUICK)
     done = {r.name: r for r in rungs}
     failed = next((r.name for r in rungs if not r.ok), None)
     rows = []

@@ -132,3 +132,33 @@ class Hashed:
     @property
     def sha256(self) -> str | None:
         return self._sha.hexdigest() if self._sha is not None else None
+
+
+def main(argv: list[str]) -> int:
+    """By hand, without playground-ops running: `python -m tasks.backup.stream_codec decrypt KEY_FILE < in > out`
+    (KEY_FILE holds the key as the Prefect Secret does: base64 of 32 bytes), or `decompress < in > out`."""
+    import base64
+    import sys
+
+    if len(argv) == 2 and argv[0] == "decrypt":
+        key = base64.b64decode(open(argv[1]).read().strip())
+        stream = decrypt(iter(lambda: sys.stdin.buffer.read(1024 * 1024), b""), key)
+    elif len(argv) == 1 and argv[0] == "decompress":
+        stream = decompress(iter(lambda: sys.stdin.buffer.read(1024 * 1024), b""))
+    else:
+        print("usage: python -m tasks.backup.stream_codec decrypt KEY_FILE < in > out | decompress < in > out",
+              file=sys.stderr)
+        return 2
+    try:
+        for chunk in stream:
+            sys.stdout.buffer.write(chunk)
+    except (IntegrityError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

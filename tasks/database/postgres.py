@@ -421,3 +421,16 @@ def read_server_identity(database_url: SecretStr) -> dict:
 
     identity = read_sections.fn(database_url, {"server": SERVER, "system": SYSTEM_IDENTIFIER})
     return {**identity["server"]["rows"][0], **(identity["system"].get("rows") or [{}])[0]}
+
+
+def app_names(schema) -> dict:
+    """The playground's tables and columns (AppSchema) as SQL identifiers, by role, for the reports' queries."""
+    from psycopg import sql
+
+    return {"requests": sql.Identifier(*schema.requests.split(".")), "users": sql.Identifier(*schema.users.split(".")),
+            "user_id": sql.Identifier(schema.request_user_id), "id": sql.Identifier(schema.user_id),
+            "created_at": sql.Identifier(schema.created_at), "tokens": sql.Identifier(schema.tokens),
+            "status": sql.Identifier(schema.status_code), "error_type": sql.Identifier(schema.error_type),
+            "endpoint": sql.Identifier(schema.endpoint), "model": sql.Identifier(schema.model),
+            "quota": sql.Identifier(schema.daily_quota), "email": sql.Identifier(schema.email),
+            "role": sql.Identifier(schema.role), "ip": sql.Identifier(schema.client_ip)}

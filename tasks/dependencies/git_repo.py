@@ -25,6 +25,15 @@ def git(*args: str, cwd: Path | None = None, timeout: float = 300) -> str:
     return result.stdout.strip()
 
 
+def git_bytes(*args: str, cwd: Path | None = None, timeout: float = 300) -> bytes:
+    """Run git for its output as bytes (a file's exact content, as `git show <commit>:<path>` prints it)."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, timeout=timeout)
+    if result.returncode != 0:
+        raise PermanentError(f"git {args[0]} failed: {redact(result.stderr.decode(errors='replace').strip())[-1500:]}")
+    return result.stdout
+
+
 def check_remote(url: str, branch: str) -> str:
     """The base branch's head commit on the remote; a one-line error for a repository or branch that does not exist."""
     try:
@@ -94,3 +103,13 @@ def push_branch(workdir: Path, branch: str, expected: str | None = None) -> str:
         raise PermanentError(f"push of {branch} rejected: {why + '; ' if why else ''}{words.split('failed: ', 1)[-1]}"
                              " (nothing was pushed; the branch on the remote is as it was)") from None
     return git("rev-parse", "HEAD", cwd=workdir)
+
+
+def adds_nothing(workdir: Path, base: str, branch: str) -> bool:
+    """Whether merging branch into base would change nothing: base already has every change of branch. A merge with
+    conflicts does change something (a person must resolve it)."""
+    try:
+        merged = git("merge-tree", "--write-tree", base, branch, cwd=workdir).splitlines()[0]
+    except PermanentError:
+        return False
+    return merged == git("rev-parse", f"{base}^{{tree}}", cwd=workdir)

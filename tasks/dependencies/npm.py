@@ -10,6 +10,7 @@ from pathlib import Path
 
 from playground_ops.redact import redact
 from tasks.dependencies.policy import AuditOutcome, Outdated, judge_npm_audit, parse_npm_outdated
+from tasks.dependencies.versioning import keep_range_form, rewrite_package_json, widen_peer_range, written_ranges
 from tasks.retry import TransientError
 
 NETWORK_ERRORS = ("ETIMEDOUT", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "socket hang up", "503", "502")
@@ -51,9 +52,46 @@ def outdated(project: Path, name: str, timeout: float = 300) -> list[Outdated]:
     return parse_npm_outdated(result.stdout, name)
 
 
-def apply_updates(project: Path, updates: list[Outdated], timeout: float = 600) -> CommandResult:
-    """Install the chosen versions, exactly, in one npm call."""
-    return install_exact(project, [(u.package, u.wanted) for u in updates], timeout)
+def apply_updates(project: Path, updates: list[Outdated], widen_peers: bool = False,
+                  timeout: float = 600) -> CommandResult:
+    """Install the chosen versions exactly (the lock file and node_modules move to them), then write package.json's
+    ranges back in the form the repository wrote them (Outdated.new_spec) and let npm settle the lock on them; the
+    lock must then resolve each package to its chosen version. peerDependencies are widened only when asked."""
+    manifest = project / "package.json"
+    original = manifest.read_text()
+    exact = install_exact(project, [(u.package, u.wanted) for u in updates], timeout)
+    if not exact.ok:
+        return exact
+    written, peers = written_ranges(original), json.loads(original).get("peerDependencies") or {}
+    changes: dict[str, dict[str, str]] = {}
+    for u in (u for u in updates if u.package in written):
+        section, spec = written[u.package]
+        changes.setdefault(section, {})[u.package] = u.new_spec or keep_range_form(spec, u.wanted, "npm") or u.wanted
+        if widen_peers and isinstance(peers.get(u.package), str):
+            changes.setdefault("peerDependencies", {})[u.package] = widen_peer_range(peers[u.package], u.wanted)
+    manifest.write_text(rewrite_package_json(original, changes))
+    settled = _run(["npm", "install", "--no-audit", "--no-fund"], project, timeout)
+    command = f"{exact.command} && npm install (package.json ranges as written)"
+    if not settled.ok:
+        return CommandResult(command, settled.returncode, settled.output)
+    wrong = [f"{u.package} {found} (expected {u.wanted})" for u in updates
+             if (found := locked_version(project, u.package)) != u.wanted]
+    if wrong:
+        return CommandResult(command, 1, "the lock file resolves " + ", ".join(wrong))
+    return CommandResult(command, 0, settled.output)
+
+
+def locked_version(project: Path, package: str) -> str | None:
+    """The version package-lock.json resolves a top-level package to."""
+    lock = project / "package-lock.json"
+    if not lock.exists():
+        return None
+    return (json.loads(lock.read_text()).get("packages", {}).get(f"node_modules/{package}") or {}).get("version")
+
+
+def keeps_lock_file(project: Path) -> bool:
+    """Whether the project commits a lock file (package-lock.json or npm-shrinkwrap.json)."""
+    return any((project / name).exists() for name in ("package-lock.json", "npm-shrinkwrap.json"))
 
 
 def run_script(project: Path, script: str, timeout: float = 900) -> CommandResult:

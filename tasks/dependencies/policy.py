@@ -10,7 +10,7 @@ from typing import Any
 
 from tasks.reporting.report import markdown_table
 
-from tasks.dependencies.versioning import canonical, classify, newest_within
+from tasks.dependencies.versioning import canonical, classify, keep_range_form, newest_within
 
 # The guide's policy: patch updates apply immediately, minor after testing (both in the weekly branch), major are
 # planned; what is not a routine update is skipped, saying why.
@@ -31,11 +31,46 @@ class Outdated:
     action: str
     note: str = ""
     ecosystem: str = "npm"
+    spec: str = ""        # the range the repository wrote (package.json, requirements, pyproject), if direct
+    new_spec: str = ""    # that range moved to admit the target, in the same form ("" when nothing is written)
 
     @property
     def target(self) -> str | None:
         """The version this update moves to: the one applied, or for a planned major the latest."""
         return self.wanted if self.action == "apply" else self.latest
+
+    @property
+    def range_change(self) -> str:
+        """How the written range changes: `~2.3.0 -> ~2.4.2`, `pinned`, `lock file only (>=1.1.0 <3)`."""
+        if not self.spec or not self.new_spec:
+            return ""
+        if self.spec == self.new_spec:
+            return f"lock file only ({self.spec})"
+        return "pinned" if self.spec.lstrip("=v ") == self.current else f"{self.spec} -> {self.new_spec}"
+
+    def __str__(self) -> str:
+        return f"{self.package} {self.current} -> {self.target}"
+
+
+def keep_written_ranges(items: list[Outdated], written: dict[tuple[str, str], str], locked: set[str]) -> list[Outdated]:
+    """Renovate's `bump` range strategy on each update: the range the repository wrote moves in its own form
+    (`~2.3.0` -> `~2.4.2`, an exact pin stays exact); a range that already admits the target stays, and only the lock
+    file moves. An update no rewrite can express (a compound range excluding it), or that would change nothing (the
+    range admits it and the project keeps no lock file), is skipped, saying why.
+
+    written: (project, package) -> range as written; locked: the projects that keep a lock file."""
+    for item in items:
+        spec = written.get((item.project, item.package))
+        if not spec or item.target is None:
+            continue
+        item.spec, item.new_spec = spec, keep_range_form(spec, item.target, item.ecosystem) or ""
+        if item.action != "apply":
+            continue
+        if not item.new_spec:
+            item.action, item.note = "skip", f"written as {spec}, which does not admit {item.target}: widen it by hand"
+        elif item.new_spec == spec and item.project not in locked:
+            item.action, item.note = "skip", f"{spec} already admits {item.target} and there is no lock file to move"
+    return items
 
 
 def split_majors(items: list[Outdated], versions: dict[str, list[str]]) -> list[Outdated]:
@@ -101,13 +136,102 @@ class UpdatePlan:
     planned: list[Outdated]
     skipped: list[Outdated]
 
-    def scopes(self) -> list[tuple[str, list[Outdated]]]:
-        """What to try, in order: patch and minor together, then (if that fails its tests) patch only."""
-        patches = [u for u in self.apply if u.kind == "patch"]
-        tries = [("patch and minor", self.apply)]
-        if patches and len(patches) < len(self.apply):
-            tries.append(("patch only", patches))
-        return tries if self.apply else []
+
+@dataclass
+class _Group:
+    updates: list[Outdated]
+    name: str = ""
+    known_to_fail_with: frozenset[int] | None = None  # the good set with which good + this group already failed
+    evidence: Any = None                              # the attempt that showed it
+
+
+class Bisection:
+    """Which updates break the tests, found rather than guessed: every update together first; a set that fails is
+    split (the projects whose tests passed apart from those whose tests failed, then patch only, then halves), each try
+    being the updates known good plus one group, until the update that breaks is named. The rest ship. Pure: the
+    runbook applies and tests each try and records it here."""
+
+    def __init__(self, updates: list[Outdated], max_tries: int = 12):
+        self.max_tries = max_tries
+        self.good: list[Outdated] = []
+        self.breakers: list[tuple[Outdated, Any]] = []   # (update, the attempt whose failure named it)
+        self.untried: list[Outdated] = []
+        self.attempts: list[Any] = []
+        self.scope = ""
+        self._queue = [_Group(list(updates), f"all {len(updates)} updates")] if updates else []
+        self._current: _Group | None = None
+        self._final = False
+
+    @staticmethod
+    def _ids(updates: list[Outdated]) -> frozenset[int]:
+        return frozenset(id(u) for u in updates)
+
+    def _split(self, group: _Group, attempt: Any) -> list[_Group]:
+        """Two groups to try in turn: the updates of the projects whose tests did not fail before those of the
+        projects whose tests did, else patch before minor, else halves."""
+        failing = {t.project for t in getattr(attempt, "failures", [])}
+        suspects = [u for u in group.updates if u.project in failing]
+        patches = [u for u in group.updates if u.kind == "patch"]
+        if 0 < len(suspects) < len(group.updates):
+            halves = [[u for u in group.updates if u not in suspects], suspects]
+            names = ["", ""]
+        elif 0 < len(patches) < len(group.updates):
+            halves, names = [patches, [u for u in group.updates if u.kind != "patch"]], ["patch only: ", ""]
+        else:
+            middle = (len(group.updates) + 1) // 2
+            halves, names = [group.updates[:middle], group.updates[middle:]], ["", ""]
+        # if good + first half passes, good + second half is what just failed: no need to try it again
+        return [_Group(halves[0], names[0] + ", ".join(u.package for u in halves[0])),
+                _Group(halves[1], names[1] + ", ".join(u.package for u in halves[1]),
+                       self._ids(self.good + halves[0]), attempt)]
+
+    def next_try(self) -> list[Outdated] | None:
+        """The updates to apply and test next (each try starts from the base), or None when done."""
+        while self._queue:
+            group = self._queue[0]
+            if group.known_to_fail_with == self._ids(self.good):
+                self._queue.pop(0)
+                self._failed(group, group.evidence)
+                continue
+            if len(self.attempts) >= self.max_tries:
+                self.untried += [u for g in self._queue for u in g.updates]
+                self._queue = []
+                break
+            self._current = group
+            self.scope = f"try {len(self.attempts) + 1}: " + ("+ " if self.good else "") + group.name
+            return self.good + group.updates
+        if self.good and not self._final and self.passed is None:
+            self._final, self._current = True, None  # leave the work copy with exactly the updates that ship
+            self.scope = f"final: the {len(self.good)} updates that passed"
+            return list(self.good)
+        return None
+
+    def record(self, attempt: Any) -> None:
+        """The result of the try next_try gave."""
+        self.attempts.append(attempt)
+        if self._current is None:
+            return
+        group, self._current = self._queue.pop(0), None
+        if attempt.ok:
+            self.good += group.updates
+        else:
+            self._failed(group, attempt)
+
+    def _failed(self, group: _Group, attempt: Any) -> None:
+        if len(group.updates) == 1:
+            self.breakers.append((group.updates[0], attempt))
+        else:
+            self._queue[0:0] = self._split(group, attempt)
+
+    @property
+    def passed(self) -> Any:
+        """The attempt whose updates ship (its tests passed and it is what the work copy holds), or None."""
+        last = self.attempts[-1] if self.attempts else None
+        return last if last is not None and last.ok and self._ids(last.updates) == self._ids(self.good) else None
+
+    @property
+    def held_back(self) -> list[Outdated]:
+        return [u for u, _ in self.breakers] + self.untried
 
 
 def plan_updates(items: list[Outdated], include_minor: bool = True) -> UpdatePlan:
@@ -152,22 +276,38 @@ def update_rows(items: list[Outdated], notes: dict[str, str]) -> list[dict[str, 
         return f"[release notes]({url})" if url else ""
 
     return [{"package": i.package, "project": i.project, "from": i.current or "", "to": i.target or "",
-             "type": i.kind, "release notes": link(i)} for i in items]
+             "type": i.kind, "release notes": link(i), "range": i.range_change} for i in items]
 
 
 def _http(url: str | None) -> bool:
     return bool(url) and url.startswith(("http://", "https://"))
 
 
-def pull_request_body(applied: list[Outdated], planned: list[Outdated], held_back: list[Outdated],
+def held_back_reasons(search: Bisection) -> list[tuple[Outdated, str]]:
+    """Each update held back and why: the tests it broke, in the try that named it, or too many tries to isolate it."""
+    def why(attempt: Any) -> str:
+        where = ", ".join(dict.fromkeys(t.project for t in attempt.failures)) if attempt is not None else "?"
+        return f"the tests failed in {where} with it ({attempt.scope.split(':')[0] if attempt is not None else ''})"
+
+    return ([(u, why(a)) for u, a in search.breakers]
+            + [(u, f"not isolated within {search.max_tries} tries") for u in search.untried])
+
+
+def held_back_rows(search: Bisection, notes: dict[str, str]) -> list[dict[str, Any]]:
+    reasons = held_back_reasons(search)
+    return [{**row, "why": why} for row, (_, why) in zip(update_rows([u for u, _ in reasons], notes), reasons)]
+
+
+def pull_request_body(applied: list[Outdated], planned: list[Outdated], held_back: list[dict[str, Any]],
                       notes: dict[str, str], tests: list[dict[str, Any]], run_url: str | None) -> str:
     """The pull request's description: what changed, what was tested, what needs a person (pure)."""
     parts = ["This pull request updates dependencies under the maintenance guide's policy: patch and minor updates, "
-             "tested together; major updates are listed for a person to plan.", "",
+             "tested together, each range kept in the form the repository wrote it; major updates are listed for a "
+             "person to plan.", "",
              f"### Updated ({len(applied)})", markdown_table(update_rows(applied, notes), limit=500)]
     if held_back:
-        parts += ["", f"### Held back: the tests failed with them ({len(held_back)})",
-                  markdown_table(update_rows(held_back, notes), limit=500)]
+        parts += ["", f"### Held back ({len(held_back)}): each one broke the tests when tried", "",
+                  markdown_table(held_back, limit=500)]
     if planned:
         parts += ["", f"### Major updates that need a plan ({len(planned)})",
                   markdown_table(update_rows(planned, notes), limit=500)]

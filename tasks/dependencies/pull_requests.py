@@ -32,6 +32,8 @@ class CodeHost(Protocol):
     def create(self, head: str, base: str, title: str, body: str) -> PullRequest: ...
     def update(self, number: int, title: str, body: str) -> PullRequest: ...
     def add_labels(self, number: int, labels: list[str]) -> list[str]: ...
+    def comment(self, number: int, body: str) -> None: ...
+    def close(self, number: int) -> None: ...
 
 
 class GitHub:
@@ -90,6 +92,26 @@ class GitHub:
 
     def add_labels(self, number: int, labels: list[str]) -> list[str]:
         return [label["name"] for label in self._call("POST", f"/issues/{number}/labels", json={"labels": labels}).json()]
+
+    def comment(self, number: int, body: str) -> None:
+        self._call("POST", f"/issues/{number}/comments", json={"body": body})
+
+    def close(self, number: int) -> None:
+        self._call("PATCH", f"/pulls/{number}", json={"state": "closed"})
+
+    def find_release(self, tag: str) -> dict | None:
+        """The release of a tag, or None."""
+        try:
+            return self._call("GET", f"/releases/tags/{tag}").json()
+        except PermanentError as exc:
+            if " 404 " in str(exc):
+                return None
+            raise
+
+    def create_release(self, tag: str, name: str, body: str, target: str) -> dict:
+        return self._call("POST", "/releases", json={"tag_name": tag, "name": name, "body": body,
+                                                     "target_commitish": target, "draft": False,
+                                                     "prerelease": False}).json()
 
 
 def open_or_update(host: CodeHost, head: str, base: str, title: str, body: str, labels: list[str]) -> tuple[PullRequest, str]:

@@ -17,8 +17,8 @@ import httpx
 
 from playground_ops.redact import redact
 from tasks.dependencies.policy import AuditOutcome, Outdated, judge_pip_audit, parse_pip_outdated
-from tasks.dependencies.versioning import (canonical, read_requirement_pins, requirement_name,
-                                         rewrite_requirement_pins)
+from tasks.dependencies.versioning import (read_requirements, requirement_specs, rewrite_pyproject_dependencies,
+                                         rewrite_requirements)
 from tasks.dependencies.npm import CommandResult, run_command
 from tasks.retry import TransientError
 
@@ -61,15 +61,18 @@ def install(project: Path, venv: Path, with_pytest: bool = True, timeout: float 
     return result
 
 
-def direct_pins(project: Path) -> dict[str, str]:
-    """What the project itself asks for, by normalised name: requirement pins, or a uv project's direct dependencies
-    at their locked versions."""
+def direct_requirements(project: Path) -> dict[str, str]:
+    """What the project itself asks for, by normalised name, as written: the requirements file's specifiers, or a uv
+    project's `[project] dependencies`."""
     if manager(project) == "requirements":
-        return read_requirement_pins((project / "requirements.txt").read_text())
+        return read_requirements((project / "requirements.txt").read_text())
     meta = tomllib.loads((project / "pyproject.toml").read_text())
-    lock = tomllib.loads((project / "uv.lock").read_text())
-    direct = {requirement_name(d) for d in meta.get("project", {}).get("dependencies", [])} - {None}
-    return {canonical(p["name"]): p["version"] for p in lock.get("package", []) if canonical(p["name"]) in direct}
+    return {r.name: r.spec for r in requirement_specs("\n".join(meta.get("project", {}).get("dependencies", [])))}
+
+
+def keeps_lock_file(project: Path) -> bool:
+    """A uv project's uv.lock; a requirements file is its own lock only where it pins."""
+    return manager(project) == "uv"
 
 
 def outdated(project: Path, venv: Path, name: str, timeout: float = 300) -> list[Outdated]:
@@ -78,15 +81,19 @@ def outdated(project: Path, venv: Path, name: str, timeout: float = 300) -> list
     if not result.ok:
         raise RuntimeError(f"uv pip list --outdated in {name} failed: {result.output[-500:]}")
     listing = result.output[result.output.find("["):result.output.rfind("]") + 1]
-    return parse_pip_outdated(listing, name, direct_pins(project))
+    return parse_pip_outdated(listing, name, direct_requirements(project))
 
 
 def apply_updates(project: Path, venv: Path, updates: list[Outdated], timeout: float = 600) -> CommandResult:
-    """Move the chosen pins (requirements) or locked versions (uv lock --upgrade-package), then sync the environment."""
+    """Move the chosen requirements in the form they are written (Outdated.new_spec: `==` pins move, `>=` stays),
+    in requirements.txt or pyproject.toml, and the uv project's lock (uv lock --upgrade-package); then sync."""
+    specs = {u.package: u.new_spec for u in updates if u.new_spec and u.new_spec != u.spec}
     if manager(project) == "requirements":
         path = project / "requirements.txt"
-        path.write_text(rewrite_requirement_pins(path.read_text(), {u.package: u.wanted for u in updates}))
+        path.write_text(rewrite_requirements(path.read_text(), specs))
     else:
+        path = project / "pyproject.toml"
+        path.write_text(rewrite_pyproject_dependencies(path.read_text(), specs))
         args = ["uv", "lock"] + [a for u in updates for a in ("--upgrade-package", f"{u.package}=={u.wanted}")]
         result = _run(args, project, timeout, _uv_env(venv))
         if not result.ok:

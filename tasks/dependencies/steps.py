@@ -16,9 +16,11 @@ from prefect import get_run_logger, task
 from playground_ops.errors import ConfigError
 from playground_ops.settings import Project, Repository, load_settings
 from tasks.dependencies import npm, python_deps
-from tasks.dependencies.policy import (AuditOutcome, Outdated, direct_fixes, pypi_release_notes, release_notes_url,
-                                     split_majors)
-from tasks.dependencies.git_repo import check_remote, commit_all, git, prepare_workdir, push_branch, start_branch
+from tasks.dependencies.policy import (AuditOutcome, Outdated, direct_fixes, keep_written_ranges, pypi_release_notes,
+                                     release_notes_url, split_majors)
+from tasks.dependencies.git_repo import (adds_nothing, check_remote, commit_all, git, prepare_workdir, push_branch,
+                                         start_branch)
+from tasks.dependencies.versioning import written_ranges
 from tasks.dependencies.pull_requests import GitHub, PullRequest, open_or_update
 from tasks.retry import PermanentError, retrying
 
@@ -114,13 +116,19 @@ def _install(workdir: Path, project: Project) -> TestRun:
 @task(**retrying(retries=2, backoff=5, timeout_seconds=1800))
 def find_outdated(repo: Repository, workdir: Path) -> list[Outdated]:
     """Install each project as the base branch has it, then list what is outdated, classified by the policy;
-    for a package whose latest is a major, the newest release within its major is offered too."""
+    for a package whose latest is a major, the newest release within its major is offered too. Each update carries
+    the range the repository wrote and that range moved in its own form."""
     found: list[Outdated] = []
     for project in repo.projects:
+        where = _project_dir(workdir, project)
+        if project.ecosystem == "npm":  # read before installing: npm install writes a lock file where there is none
+            locked = npm.keeps_lock_file(where)
+            written = {k: spec for k, (_, spec) in written_ranges((where / "package.json").read_text()).items()}
+        else:
+            locked, written = python_deps.keeps_lock_file(where), python_deps.direct_requirements(where)
         installed = _install(workdir, project)
         if not installed.ok:
             raise RuntimeError(f"{installed.command} in {project.path} failed on the base branch: {installed.output[-600:]}")
-        where = _project_dir(workdir, project)
         if project.ecosystem == "npm":
             items = npm.outdated(where, project.path)
             versions = {i.package: npm.view(i.package, ["versions"], where).get("versions", [])
@@ -129,7 +137,8 @@ def find_outdated(repo: Repository, workdir: Path) -> list[Outdated]:
             items = python_deps.outdated(where, _venv(workdir, project), project.path)
             versions = {i.package: list(python_deps.project_info(i.package).get("releases", {}))
                         for i in items if i.kind == "major"}
-        found += split_majors(items, versions)
+        found += keep_written_ranges(split_majors(items, versions), {(project.path, k): v for k, v in written.items()},
+                                     {project.path} if locked else set())
     return found
 
 
@@ -152,9 +161,10 @@ def _tests(repo: Repository, workdir: Path, projects: list[Project]) -> list[Tes
 
 
 @task(**retrying(retries=2, backoff=5, timeout_seconds=3600))
-def apply_and_test(repo: Repository, workdir: Path, branch: str, updates: list[Outdated], scope: str) -> Attempt:
-    """Start the branch afresh from the base, apply the updates project by project, then run the projects' tests and
-    the repository's integration tests. Safe to repeat: each try starts from the base branch."""
+def apply_and_test(repo: Repository, workdir: Path, branch: str, updates: list[Outdated], scope: str,
+                   widen_peers: bool = False) -> Attempt:
+    """Start the branch afresh from the base, apply the updates project by project (ranges kept as written), then
+    run the projects' tests and the repository's integration tests. Safe to repeat: each try starts from the base."""
     start_branch(workdir / "repo", branch, repo.base)
     attempt = Attempt(scope, updates)
     touched = [p for p in repo.projects if any(u.project == p.path for u in updates)]
@@ -163,7 +173,7 @@ def apply_and_test(repo: Repository, workdir: Path, branch: str, updates: list[O
         where = _project_dir(workdir, project)
         baseline = _install(workdir, project)  # back to the base's versions before applying this try's
         if project.ecosystem == "npm":
-            result = npm.apply_updates(where, chosen) if baseline.ok else baseline
+            result = npm.apply_updates(where, chosen, widen_peers) if baseline.ok else baseline
         else:
             result = python_deps.apply_updates(where, _venv(workdir, project), chosen) if baseline.ok else baseline
         if not result.ok:
@@ -220,6 +230,33 @@ def open_or_update_pull_request(repo: Repository, pushed: Pushed, title: str, bo
         state = f"pushed as {pushed.commit[:12]}" if pushed.changed and pushed.commit else "unchanged on the remote"
         raise PermanentError(f"branch {pushed.branch} is {state}, but its pull request could not be opened or "
                              f"updated: {exc}") from None
+
+
+@task(**retrying(retries=3, backoff=2, timeout_seconds=120))
+def close_obsolete_pull_request(repo: Repository, workdir: Path, pr: PullRequest | None, nothing_to_update: bool = False,
+                                dry_run: bool = False) -> PullRequest | None:
+    """Close, with a comment saying why, an open pull request of this runbook that the base branch made obsolete:
+    merging it would change nothing (the base already has its changes), or there is nothing left to update. Returns
+    the pull request when it stays open, None when it is (or, in a dry run, would be) closed. Safe to repeat: a
+    closed pull request is not found open again."""
+    if pr is None:
+        return None
+    work = workdir / "repo"
+    if nothing_to_update:
+        why = f"Every dependency on `{repo.base}` is up to date within the policy: nothing is left for this pull request."
+    elif adds_nothing(work, f"origin/{repo.base}", f"origin/{pr.head}"):
+        why = (f"`{repo.base}` already has every change of this pull request (as of "
+               f"{git('rev-parse', '--short=12', f'origin/{repo.base}', cwd=work)}).")
+    else:
+        return pr
+    if dry_run:
+        get_run_logger().info("dry run: would close pull request #%d: %s", pr.number, why)
+        return None
+    host = code_host(repo)
+    host.comment(pr.number, f"{why} Closing it; playground-ops opens a new one when there is something to do.")
+    host.close(pr.number)
+    get_run_logger().info("closed pull request #%d: %s", pr.number, why)
+    return None
 
 
 @task(**retrying(retries=2, backoff=5, timeout_seconds=1200))

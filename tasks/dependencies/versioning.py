@@ -12,13 +12,16 @@ bump count as major; a prerelease is never a routine update; a post-release coun
 
 from __future__ import annotations
 
+import json
+import re
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import nodesemver
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 from packaging.version import Version as Pep440Version
@@ -146,6 +149,54 @@ def satisfies(version: str, spec: str, ecosystem: str) -> bool:
         return False
 
 
+# Ranges kept in the form the repository wrote them (Renovate's `bump` range strategy)
+
+_NPM_SIMPLE = re.compile(r"^(?P<op>\^|~|=|v)?(?P<version>\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?)$")
+
+
+def _truncated(version: str, parts: int) -> str:
+    """The first parts of a version's release (`1.4.2`, 2 -> `1.4`), without prerelease or build tags."""
+    return ".".join(re.split(r"[-+]", version, maxsplit=1)[0].split(".")[:parts])
+
+
+def keep_range_form(spec: str, new: str, ecosystem: str) -> str | None:
+    """The written range moved to admit new, in the form the repository wrote it; the range itself where it already
+    admits new and is not a caret, tilde or exact pin (only the lock file moves); None when no rewrite keeps its form
+    (a compound range that excludes new: a person widens it).
+
+    npm: `~2.3.0` -> `~2.4.2`, `^1.2.0` -> `^1.3.0`, `^1.2` -> `^1.3` (the precision kept), `2.6.8` -> `2.6.9`,
+    `=1.0.0` -> `=1.0.1`; `>=1.1.0 <3`, `1.x`, `*` kept when they admit new.
+    Python: `==1.15.0` -> `==1.17.0`, `~=3.1.0` -> `~=3.5.3` (as many parts as written), `== 3.6` keeps its spaces;
+    `>=3.0`, `~=1.4` (admitting 1.9), `>=2,<3` kept when they admit new."""
+    written = spec.strip()
+    if ecosystem == "npm":
+        simple = _NPM_SIMPLE.match(written)
+        op = (simple["op"] or "") if simple else ""
+        parts = len(_truncated(simple["version"], 3).split(".")) if simple else 0
+        if simple and (op in ("^", "~") or parts == 3):  # `1.2` alone is the x-range 1.2.x, not a pin
+            return op + (_truncated(new, parts) if parts < 3 else new.split("+")[0])
+        return written if satisfies(new, written, "npm") else None
+    try:
+        specs = list(SpecifierSet(written))
+    except InvalidSpecifier:
+        return None
+    if len(specs) == 1 and specs[0].operator in ("==", "~=") and not specs[0].version.endswith(".*"):
+        old = specs[0].version
+        if specs[0].operator == "~=" and satisfies(new, written, "python"):
+            return written
+        moved = new if specs[0].operator == "==" else _truncated(new, max(2, len(_truncated(old, 9).split("."))))
+        return written[:written.rindex(old)] + moved + written[written.rindex(old) + len(old):]
+    return written if satisfies(new, written, "python") else None
+
+
+def widen_peer_range(spec: str, new: str) -> str:
+    """A peerDependencies range that also admits new, never narrower than written: `^4.17.0` stays when it admits
+    new; otherwise the written range `||` the same form at new (`~4.17.0 || ~4.18.2`)."""
+    if satisfies(new, spec.strip(), "npm"):
+        return spec
+    return f"{spec.strip()} || {keep_range_form(spec, new, 'npm') or '^' + new}"
+
+
 # PEP 508 requirement lines
 
 
@@ -163,11 +214,18 @@ def requirement_name(line: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class Pin:
+class WrittenRequirement:
     name: str          # normalised
-    version: str       # as written
-    start: int         # where the version text begins in its line
+    spec: str          # the specifier set as written (`== 3.6`, `>=2,<3`)
+    start: int         # where it begins in its line
     line: int
+
+    @property
+    def pin(self) -> str | None:
+        """The version of an exact pin (one `==` specifier naming no wildcard), else None."""
+        specs = list(SpecifierSet(self.spec))
+        exact = len(specs) == 1 and specs[0].operator == "==" and not specs[0].version.endswith(".*")
+        return specs[0].version if exact else None
 
 
 def _requirement_text(line: str) -> str:
@@ -178,38 +236,125 @@ def _requirement_text(line: str) -> str:
     return line
 
 
-def requirement_pins(text: str) -> list[Pin]:
-    """The exact pins (`name[extras]==version ; markers`) of a requirements file: a requirement with one `==`
-    specifier that names no wildcard. Options (`-r`, `--hash`), URLs and ranges are not pins."""
-    pins = []
+def requirement_specs(text: str) -> list[WrittenRequirement]:
+    """The requirements of a requirements file that carry a version specifier (`name[extras] spec ; markers`), as
+    written. Options (`-r`, `--hash`), URLs and bare names are not among them."""
+    found = []
     for n, raw in enumerate(text.splitlines()):
-        body = _requirement_text(raw).strip()
-        if not body or body.startswith("-"):
+        body = _requirement_text(raw)
+        if not body.strip() or body.strip().startswith("-"):
             continue
         try:
-            req = Requirement(body.rstrip("\\").strip())
+            req = Requirement(body.strip().rstrip("\\").strip())
         except InvalidRequirement:
             continue
-        specs = list(req.specifier)
-        if req.url or len(specs) != 1 or specs[0].operator != "==" or specs[0].version.endswith(".*"):
+        if req.url or not req.specifier:
             continue
-        version = specs[0].version
-        operator_at = raw.index("==")
-        pins.append(Pin(canonical(req.name), version, raw.index(version, operator_at + 2), n))
-    return pins
+        head = body.split(";", 1)[0]
+        begin = min(i for i in (head.find(c) for c in "<>=!~") if i >= 0)
+        found.append(WrittenRequirement(canonical(req.name), head[begin:].rstrip(" \\\t"), begin, n))
+    return found
+
+
+def read_requirements(text: str) -> dict[str, str]:
+    """What each requirement of a requirements file asks for, as written, by normalised name."""
+    return {r.name: r.spec for r in requirement_specs(text)}
 
 
 def read_requirement_pins(text: str) -> dict[str, str]:
     """The exact pins of a requirements file, by normalised name."""
-    return {p.name: p.version for p in requirement_pins(text)}
+    return {r.name: r.pin for r in requirement_specs(text) if r.pin}
 
 
-def rewrite_requirement_pins(text: str, updates: dict[str, str]) -> str:
-    """The requirements file with the given pins moved to new versions; everything else kept byte for byte."""
+def rewrite_requirements(text: str, specs: dict[str, str]) -> str:
+    """The requirements file with the named requirements' specifiers replaced; everything else kept byte for byte."""
     lines = text.splitlines(keepends=True)
-    for pin in requirement_pins(text):
-        new = updates.get(pin.name)
-        if new:
-            line = lines[pin.line]
-            lines[pin.line] = line[:pin.start] + new + line[pin.start + len(pin.version):]
+    for req in requirement_specs(text):
+        new = specs.get(req.name)
+        if new is not None:
+            line = lines[req.line]
+            lines[req.line] = line[:req.start] + new + line[req.start + len(req.spec):]
     return "".join(lines)
+
+
+def rewrite_pyproject_dependencies(text: str, specs: dict[str, str]) -> str:
+    """pyproject.toml with the named `[project] dependencies` given new specifiers, edited in place as text."""
+    for dependency in tomllib.loads(text).get("project", {}).get("dependencies", []):
+        written = requirement_specs(dependency)
+        if not written or written[0].name not in specs:
+            continue
+        new = rewrite_requirements(dependency, {written[0].name: specs[written[0].name]})
+        quoted = [q for q in (json.dumps(dependency), f"'{dependency}'") if text.count(q) == 1]
+        if not quoted:
+            raise ValueError(f"pyproject.toml: expected the dependency {dependency!r} written once")
+        text = text.replace(quoted[0], json.dumps(new) if quoted[0].startswith('"') else f"'{new}'")
+    return text
+
+
+# package.json, edited as text so its formatting survives
+
+NPM_SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+
+
+def _string_end(text: str, start: int) -> int:
+    """The index just past the JSON string that opens at start."""
+    i = start + 1
+    while text[i] != '"':
+        i += 2 if text[i] == "\\" else 1
+    return i + 1
+
+
+def _sections(text: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """Each top-level dependency section of package.json: package -> the span of its range's string (quotes
+    included)."""
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    depth, i, key, section = 0, 0, None, None
+    while i < len(text):
+        ch = text[i]
+        if ch == '"':
+            end = _string_end(text, i)
+            value = json.loads(text[i:end])
+            after = text[end:].lstrip()
+            if after.startswith(":"):
+                key = value
+            elif depth == 2 and section is not None and key is not None:
+                found[section][key] = (i, end)
+            i = end
+            continue
+        if ch == "{":
+            depth += 1
+            if depth == 2 and key in NPM_SECTIONS:
+                section = key
+                found[section] = {}
+        elif ch == "}":
+            depth -= 1
+            if depth < 2:
+                section = None
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        i += 1
+    return found
+
+
+def rewrite_package_json(text: str, changes: dict[str, dict[str, str]]) -> str:
+    """package.json with the given ranges replaced (section -> package -> new range); every other byte kept. A
+    package missing from its section is an error naming both."""
+    spans = _sections(text)
+    edits = []
+    for section, packages in changes.items():
+        for package, new in packages.items():
+            if package not in spans.get(section, {}):
+                raise ValueError(f"package.json: expected {package} in {section}")
+            edits.append((*spans[section][package], json.dumps(new)))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text
+
+
+def written_ranges(text: str) -> dict[str, tuple[str, str]]:
+    """package -> (section, range as written) for the sections npm installs from (peerDependencies aside)."""
+    data = json.loads(text)
+    return {name: (section, spec) for section in reversed(NPM_SECTIONS[:3])
+            for name, spec in (data.get(section) or {}).items() if isinstance(spec, str)}

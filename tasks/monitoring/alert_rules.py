@@ -241,6 +241,22 @@ def evaluate(rules: RuleFile, values: dict[str, float | None], previous: dict[st
     return Evaluation(kept, rows, notifications, fired)
 
 
+def incidents_due(rules: RuleFile, state: dict[str, dict[str, Any]], now: datetime,
+                  after_s: float | None) -> list[Rule]:
+    """The critical rules that have been firing for at least after_s and have not asked for an incident in this
+    firing yet; each is marked in the state (which the next evaluation keeps until the rule resolves)."""
+    if after_s is None:
+        return []
+    due = []
+    for rule in rules.rules:
+        s = state.get(rule.name) or {}
+        if (rule.severity == "critical" and s.get("state") == "firing" and not s.get("incident_due")
+                and now - datetime.fromisoformat(s["fired_at"]) >= timedelta(seconds=after_s)):
+            s["incident_due"] = now.isoformat()
+            due.append(rule)
+    return due
+
+
 def _notify(rule: Rule, kind: str, s: dict[str, Any], target: str, now: datetime, link: str | None) -> Notification:
     value = "missing" if s["value"] is None else f"{s['value']:g}"
     if kind == "resolved":

@@ -47,12 +47,16 @@ class PlatformClient(Protocol):
     def restart(self, service_id: str) -> None: ...
     def create_deploy(self, service_id: str, deploy_mode: str = "deploy_only") -> dict | None: ...
     def get_deploy(self, service_id: str, deploy_id: str) -> dict: ...
+    def deploys(self, service_id: str, limit: int = 20) -> list[dict]: ...
+    def rollback(self, service_id: str, deploy_id: str) -> dict: ...
     def wait_for_deploy(self, service_id: str, deploy_id: str, timeout: float = 900, poll: float = 2.0) -> dict: ...
     def scale(self, service_id: str, instances: int) -> None: ...
+    def get_service(self, service_id: str) -> dict: ...
     def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
                         memory_percent: int | None) -> dict: ...
     def delete_autoscaling(self, service_id: str) -> None: ...
     def instances(self, service_id: str) -> list[dict]: ...
+    def events(self, service_id: str, start: datetime, end: datetime) -> list[dict]: ...
     def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
                 **filters: Any) -> list[Series]: ...
     def logs(self, owner_id: str, service_id: str, start: datetime, end: datetime, limit: int = 50,
@@ -164,6 +168,15 @@ class Render:
     def get_deploy(self, service_id: str, deploy_id: str) -> dict:
         return self._call("GET", f"/services/{service_id}/deploys/{deploy_id}", service_id).json()
 
+    def rollback(self, service_id: str, deploy_id: str) -> dict:
+        """Roll back to an earlier deploy (POST /services/{id}/rollback): the new deploy it starts."""
+        return self._call("POST", f"/services/{service_id}/rollback", service_id, json={"deployId": deploy_id}).json()
+
+    def deploys(self, service_id: str, limit: int = 20) -> list[dict]:
+        """The newest deploys, newest first (GET /services/{id}/deploys)."""
+        return [item["deploy"] for item in self._call("GET", f"/services/{service_id}/deploys", service_id,
+                                                      params={"limit": min(limit, 100)}).json()]
+
     def wait_for_deploy(self, service_id: str, deploy_id: str, timeout: float = 900, poll: float = 2.0) -> dict:
         """Poll a deploy until it is live or has failed."""
         deadline = time.monotonic() + timeout
@@ -172,6 +185,10 @@ class Render:
             if deploy["status"] in DEPLOY_DONE or time.monotonic() > deadline:
                 return deploy
             time.sleep(poll)
+
+    def get_service(self, service_id: str) -> dict:
+        """The service (its serviceDetails hold numInstances and the autoscaling settings)."""
+        return self._call("GET", f"/services/{service_id}", service_id).json()
 
     def scale(self, service_id: str, instances: int) -> None:
         self._call("POST", f"/services/{service_id}/scale", service_id, json={"numInstances": instances})
@@ -188,6 +205,12 @@ class Render:
 
     def instances(self, service_id: str) -> list[dict]:
         return self._call("GET", f"/services/{service_id}/instances", service_id).json()
+
+    def events(self, service_id: str, start: datetime, end: datetime) -> list[dict]:
+        """The service's events in the window (restarts, deploys, instance count and autoscaling changes), oldest first."""
+        found = self._paged(f"/services/{service_id}/events", "event", service_id,
+                            params={"startTime": start.isoformat(), "endTime": end.isoformat()})
+        return sorted(found, key=lambda e: e.get("timestamp", ""))
 
     # ---------------------------------------------------------------- metrics and logs
     def metrics(self, kind: str, service_id: str, start: datetime, end: datetime, resolution_s: int = 60,
@@ -246,13 +269,14 @@ def read_platform_usage(platform: Platform, minutes: int = 10, resolution_s: int
 
 
 @task(**retrying(retries=0, timeout_seconds=300))
-def read_platform_logs(platform: Platform, hours: float = 24, limit: int = 50, level: str | None = "error") -> list[dict]:
-    """The service's newest log lines (the guide's `render logs --level error --tail 50`)."""
+def read_platform_logs(platform: Platform, hours: float = 24, limit: int = 50, level: str | None = "error",
+                       text: str | None = None) -> list[dict]:
+    """The service's newest log lines (the guide's `render logs --level error --tail 50`), or those containing text."""
     render = client_for(platform)
     if not platform.owner_id:
         raise PermanentError("target platform: expected owner_id (RENDER_OWNER_ID), which Render's logs API asks for")
     end = datetime.now(timezone.utc)
-    filters = {"level": level} if level else {}
+    filters = {**({"level": level} if level else {}), **({"text": text} if text else {})}
     return [{"timestamp": line["timestamp"], "message": line["message"][:500],
              **{label["name"]: label["value"] for label in line.get("labels", [])}}
             for line in render.logs(platform.owner_id, platform.service_id, end - timedelta(hours=hours), end, limit,

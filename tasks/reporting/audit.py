@@ -198,8 +198,10 @@ def report_key(runbook: str, target: str, day: str, run_id: str) -> str:
     return f"{runbook}/{target}/{day}/{run_id}.json"
 
 
-def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: str) -> StoredReport:
-    """Write a report at the end of its chain (JSON, Markdown, SHA-256); retried writes never duplicate it."""
+def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: str,
+                  sidecars: dict[str, tuple[str, str]] | None = None) -> StoredReport:
+    """Write a report at the end of its chain (JSON, Markdown, SHA-256, and `sidecars`: suffix -> (text, content
+    type), such as the CSV behind a chart); retried writes never duplicate it."""
     runbook, target = report["runbook"], report["target"]
     base = report_key(runbook, target, str(report["started_at"])[:10], run_id).removesuffix(".json")
     head = chain_head(store, runbook, target)
@@ -214,7 +216,8 @@ def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: s
         digest = sha256(data)
         store.put_new(f"{base}.json", data, "application/json")
     for suffix, content, kind in ((".sha256", f"{digest}  {run_id}.json\n", "text/plain"),
-                                  (".md", markdown, "text/markdown")):
+                                  (".md", markdown, "text/markdown"),
+                                  *((suffix, text, kind) for suffix, (text, kind) in (sidecars or {}).items())):
         try:
             store.put_new(f"{base}{suffix}", content.encode(), kind)
         except ObjectExists:

@@ -58,6 +58,18 @@ def emit_alert_fired(target: str, rule: str, severity: str, diagnostics: str | N
     return bool(related)
 
 
+@task(**retrying(retries=3, backoff=1, timeout_seconds=30))
+def emit_incident_due(target: str, rule: str, severity: str, fired_at: str) -> None:
+    """A Prefect event for a critical alert that has fired for OPS_INCIDENT_AFTER: the incident automation starts
+    the incident runbook from it (one incident per alert: the runbook attaches a second start)."""
+    from prefect.events import emit_event
+
+    emit_event(event="playground-ops.incident.due",
+               resource={"prefect.resource.id": f"playground-ops.alert.{target}.{rule}",
+                         "prefect.resource.name": rule, "playground-ops.target": target,
+                         "playground-ops.severity": severity}, payload={"fired_at": fired_at})
+
+
 def wait_for_approval(input_type: type, question: str, timeout_seconds: int, block_name: str):
     """Pause this run for an operator's answer in the Prefect UI, after telling the operators where to give it.
     Returns the answer (an instance of input_type); a timeout raises, so nothing is changed without one."""
@@ -70,3 +82,18 @@ def wait_for_approval(input_type: type, question: str, timeout_seconds: int, blo
                       f"{question}\nApprove or refuse within {timeout_seconds} s at {link} (Resume, then answer).",
                       block_name)
     return pause_flow_run(wait_for_input=input_type, timeout=timeout_seconds)
+
+
+def refused_in_production(t, report, input_type: type, question: str, timeout_seconds: int, refused: str) -> bool:
+    """On a production target, ask an operator in the UI first (input_type's `approve`); True when refused, the
+    report then saying so ("refused: nothing changed"). Elsewhere nothing is asked."""
+    from tasks.targets import load_ops_settings
+
+    if t.environment != "production":
+        return False
+    answer = wait_for_approval(input_type, question, timeout_seconds, load_ops_settings().notification_block)
+    if answer.approve:
+        return False
+    report.add("warning", refused)
+    report.summary = "refused: nothing changed"
+    return True

@@ -14,6 +14,7 @@ from playground_ops.settings import load_settings
 from prefect.variables import Variable
 
 from tasks.reporting.audit import StoredReport, append_report, head_variable, open_store
+from tasks.reporting.charts import chart_csv
 from tasks.reporting.report import Report, render_markdown
 from tasks.retry import retrying
 
@@ -47,7 +48,8 @@ def publish(report: Report) -> Report:
     report = report.redacted()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     markdown = render_markdown(report)
-    stored = append_report(store, report.model_dump(mode="json"), markdown, report.flow_run_id)
+    charts = {f".{name}.csv": (chart_csv(chart), "text/csv") for name, chart in report.charts.items()}
+    stored = append_report(store, report.model_dump(mode="json"), markdown, report.flow_run_id, charts)
     report.stored_at = stored.link
     key = artifact_key(report.runbook, report.target)
     where = (f"\n\n---\nStored in the audit store as `{stored.key}` (report #{stored.sequence}, sha256 "
@@ -112,3 +114,21 @@ def read_previous_report(runbook: str, target: str) -> dict | None:
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     head = chain_head(store, runbook, target)
     return json.loads(store.get(head[0])) if head else None
+
+
+@task(**retrying(retries=3, backoff=1, timeout_seconds=120))
+def read_recent_reports(runbook: str, target: str, max_back: int = 200) -> list[dict]:
+    """The stored reports of this runbook on this target, newest first, walking back the chain (at most max_back)."""
+    import json
+
+    from tasks.reporting.audit import chain_head
+
+    settings = load_settings()
+    store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    head = chain_head(store, runbook, target)
+    key, found = (head[0] if head else None), []
+    while key is not None and len(found) < max_back:
+        body = json.loads(store.get(key))
+        found.append(body)
+        key = (body.get("chain") or {}).get("previous_key")
+    return found

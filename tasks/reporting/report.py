@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from playground_ops.redact import redact
+from tasks.reporting.charts import Chart, chart_markdown
 
 
 class Status(str, Enum):
@@ -62,6 +63,7 @@ class Report(BaseModel):
     stored_at: str | None = None
     kept: dict[str, Any] = Field(default_factory=dict)  # stored for the next run to compare against; never rendered
     documents: dict[str, str] = Field(default_factory=dict)  # Markdown shown as it is (e.g. a pull request's body)
+    charts: dict[str, Chart] = Field(default_factory=dict)  # drawn in the Markdown; their data stored as CSV too
 
     def add(self, severity: Severity | str, message: str, next_step: str | None = None, **evidence: Any) -> "Report":
         """Add a finding; the report's status becomes at least as bad as it."""
@@ -145,6 +147,9 @@ def render_markdown(report: Report) -> str:
             if f.next_step:
                 lines.append(f"  - next step: {f.next_step}")
         lines.append("")
+    if report.charts:
+        lines += ["## Charts", ""]
+        lines += [part for name, chart in report.charts.items() for part in (chart_markdown(name, chart), "")]
     if report.figures:
         lines += ["## Figures", "", markdown_table([{"figure": k, "value": _shown(k, v)} for k, v in report.figures.items()]), ""]
     for name, rows in report.tables.items():

@@ -19,6 +19,7 @@ import pytest
 
 from sandbox import manager
 from tests.conftest import flow_run_artifacts
+from tests.background import in_background, paused_run
 
 
 @pytest.fixture
@@ -316,7 +317,6 @@ def test_retention_never_deletes_without_a_verified_backup_and_keeps_the_newest(
 
 
 def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_approved(local_store, ops, receiver):
-    from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
     from flows.backup_database import backup_database
@@ -330,17 +330,8 @@ def test_restore_refuses_the_source_and_replaces_a_live_database_only_when_appro
         conn.execute("CREATE DATABASE reporting_copy")
     with pytest.raises(Exception, match="overwrite: expected true to replace the existing database 'reporting_copy'"):
         restore_database(database="reporting_copy")
-    outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(report=restore_database(database="reporting_copy",
-                                                                                   overwrite=True)))
-    runner.start()
-    with get_client(sync_client=True) as client:
-        deadline = time.monotonic() + 120
-        paused = None
-        while paused is None and time.monotonic() < deadline:
-            runs = client.read_flow_runs()
-            paused = next((r for r in runs if r.state and r.state.is_paused()), None)
-            time.sleep(0.5)
+    runner, outcome = in_background(restore_database, database="reporting_copy", overwrite=True)
+    paused = paused_run("restore-database")
     assert paused is not None, "the restore did not wait for an operator"
     asked = receiver.wait_for("[APPROVAL NEEDED] restore-database on sandbox asks to replace the database reporting_copy")
     assert asked and f"/runs/flow-run/{paused.id}" in asked[-1]["body"]  # operators are told where to answer

@@ -134,8 +134,6 @@ def test_a_server_dripping_its_answer_is_a_timed_out_probe_counted_in_the_streak
 
 def test_checks_of_different_targets_run_side_by_side_and_a_second_check_of_one_target_is_skipped(
         fresh_state, tmp_path, monkeypatch):
-    from prefect.client.schemas.objects import FlowRun
-    from prefect import get_client
 
     from flows.health_check import health_check
     from tasks.slots import unless_running

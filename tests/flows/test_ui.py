@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import flow_run_artifacts
+from tests.conftest import backend_down, flow_run_artifacts
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -38,7 +38,7 @@ def test_a_critical_run_is_named_critical_in_the_ui_and_its_report_shows_the_fin
     from tasks.monitoring.run_state import state_name
 
     Variable.unset(state_name("health-check", "sandbox"))
-    manager.stop_backend(ops)
+    backend_down(ops)
     try:
         health_check()
         state = health_check(return_state=True)

@@ -1,0 +1,110 @@
+"""The incident record in the audit store: `INC-YYYYMMDD-N`, one object per step, appended and never rewritten, under
+`incidents/<target>/<id>/steps/NNN-<kind>.json` (the audit chains' verification leaves them to this module).
+
+One incident per alert: a start for an alert that already has an open incident attaches to it; two starts in the
+same instant both create one, and the later number merges into the earlier (put_new is an exclusive create, on a
+directory and on S3 alike)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import task
+
+from playground_ops.redact import redact
+from playground_ops.settings import load_settings
+from tasks.reporting.audit import ObjectExists, Store, open_store
+from tasks.retry import retrying
+
+INCIDENT_ID = re.compile(r"^INC-\d{8}-\d+$")
+CLOSED = ("resolved", "merged")
+
+
+def _store() -> Store:
+    settings = load_settings()
+    return open_store(settings.audit_location, settings.s3_endpoint_url)
+
+
+def _prefix(target: str, incident: str | None = None) -> str:
+    return f"incidents/{target}/" + (f"{incident}/steps/" if incident else "")
+
+
+def read_incidents(store: Store, target: str) -> dict[str, list[dict[str, Any]]]:
+    """Every incident of the target with its steps in order."""
+    found: dict[str, list[tuple[str, dict]]] = {}
+    for key in store.list(_prefix(target)):
+        parts = key.split("/")
+        if len(parts) == 5 and parts[3] == "steps" and INCIDENT_ID.match(parts[2]) and key.endswith(".json"):
+            found.setdefault(parts[2], []).append((parts[4], json.loads(store.get(key))))
+    return {incident: [step for _, step in sorted(steps, key=lambda s: s[0])] for incident, steps in found.items()}
+
+
+def status_of(steps: list[dict[str, Any]]) -> str:
+    """open, resolved or merged (into another incident): the last closing step decides."""
+    closing = [s["kind"] for s in steps if s["kind"] in CLOSED]
+    return closing[-1] if closing else "open"
+
+
+def _number(incident: str) -> tuple[str, int]:
+    day, n = incident.split("-")[1:]
+    return day, int(n)
+
+
+def _put_step(store: Store, target: str, incident: str, kind: str, data: dict[str, Any]) -> int:
+    step = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kind": kind, **data}
+    body = redact(json.dumps(step, default=str, sort_keys=True)).encode()
+    seq = len(store.list(_prefix(target, incident)))
+    while True:
+        try:
+            store.put_new(f"{_prefix(target, incident)}{seq:03d}-{kind}.json", body, "application/json")
+            return seq
+        except ObjectExists:  # another step landed first: take the next number
+            seq += 1
+
+
+def _open_for(incidents: dict[str, list[dict]], alert: str | None) -> list[str]:
+    return sorted((i for i, steps in incidents.items() if alert and steps and steps[0].get("alert") == alert
+                   and status_of(steps) == "open"), key=_number)
+
+
+@task(**retrying(retries=2, backoff=1, timeout_seconds=60))
+def open_incident(target: str, severity: str, summary: str, alert: str | None, run_id: str) -> tuple[str, bool]:
+    """A new incident's id, or the open incident of the same alert (then True: this start attached to it)."""
+    store = _store()
+    existing = _open_for(read_incidents(store, target), alert)
+    if existing:
+        _put_step(store, target, existing[0], "attached", {"run_id": run_id})
+        return existing[0], True
+    day = datetime.now(timezone.utc).strftime("%Y%m%d")
+    numbers = [_number(i)[1] for i in read_incidents(store, target) if _number(i)[0] == day]
+    n = max(numbers, default=0) + 1
+    opened = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "kind": "opened", "severity": severity,
+              "summary": summary, "alert": alert, "run_id": run_id}
+    while True:
+        incident = f"INC-{day}-{n}"
+        try:
+            store.put_new(f"{_prefix(target, incident)}000-opened.json",
+                          redact(json.dumps(opened, sort_keys=True)).encode(), "application/json")
+            break
+        except ObjectExists:
+            n += 1
+    earlier = [i for i in _open_for(read_incidents(store, target), alert) if _number(i) < _number(incident)]
+    if earlier:  # started in the same instant as another: one incident, the earlier
+        _put_step(store, target, incident, "merged", {"into": earlier[0]})
+        _put_step(store, target, earlier[0], "attached", {"run_id": run_id})
+        return earlier[0], True
+    return incident, False
+
+
+@task(**retrying(retries=2, backoff=1, timeout_seconds=60))
+def record_step(target: str, incident: str, kind: str, data: dict[str, Any]) -> int:
+    """Append one step to the incident's record; its sequence number."""
+    return _put_step(_store(), target, incident, kind, data)
+
+
+@task(**retrying(retries=2, backoff=1, timeout_seconds=60))
+def read_record(target: str, incident: str) -> list[dict[str, Any]]:
+    return read_incidents(_store(), target).get(incident, [])
