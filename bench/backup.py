@@ -123,6 +123,8 @@ def main() -> None:
                         help="also time the least any backup into this store can do, against the same floor, and "
                              "backup-database against that same-work pipeline (its own overhead)")
     parser.add_argument("--no-drill", action="store_true", help="skip the restore drill rows")
+    parser.add_argument("--database", default="playground_bench_2g",
+                        help="the bench database to seed with --requests and back up (a small one shows fixed costs)")
     parser.add_argument("--overhead-only", action="store_true",
                         help="only backup-database against the bare same-work pipeline, --repeat pairs")
     args = parser.parse_args()
@@ -145,7 +147,8 @@ def main() -> None:
     setup(load_settings())
     lines = [header()]
     try:
-        for db, requests, label in [("playground_bench_2g", args.requests, "2 GB")] + (
+        for db, requests, label in [(args.database, args.requests, "2 GB" if args.database == "playground_bench_2g"
+                                     else args.database)] + (
                 [("playground_bench_8g", args.requests * 4, "8 GB (4x)")] if args.scale4 else []):
             ensure_seeded(db, requests)
             size = psql(db, "SELECT pg_size_pretty(pg_database_size(current_database()))")

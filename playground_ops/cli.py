@@ -272,7 +272,10 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     log = open(settings.ops_home / "serve.log", "ab")
     # the runner looks for runs to start every 2 s rather than 10: a demo's runs follow one another
     serve_env = {"PREFECT_RUNNER_POLL_FREQUENCY": "2", **os.environ}
-    started.append(subprocess.Popen([sys.executable, "-m", "playground_ops.cli", "serve"], env=serve_env,
+    # --once: no schedules, so that no scheduled run meets the round's own (a health check already running makes
+    # the next one of the same target skip)
+    serve = ["serve", "--no-schedules"] if once else ["serve"]
+    started.append(subprocess.Popen([sys.executable, "-m", "playground_ops.cli", *serve], env=serve_env,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     try:
         catalog = load_catalog()
@@ -317,7 +320,8 @@ DEMO_PARAMETERS = {"incident": {"severity": "sev3", "summary": "demo: an inciden
                    "environment-variables": {"action": "set", "values": {"LOG_LEVEL": "info"}, "restart": False}}
 # the runbooks that take longest start first, so the round is not left waiting on one started last
 DEMO_FIRST = ("incident", "dependency-update", "security-audit", "release")
-DEMO_CHAINS = [["backup-database", "verify-backup", "expire-backups", "restore-database"],
+DEMO_CHAINS = [["health-check", "incident"],  # the incident's own health checks would make the round's one skip
+               ["backup-database", "verify-backup", "expire-backups", "restore-database"],
                ["backup-configuration", "verify-configuration-backup", "restore-configuration"],
                ["performance-review", "database-maintenance"]]
 

@@ -25,7 +25,8 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     from playground_ops.cli import NOT_IN_DEMO
 
     for name in set(load_catalog()) - set(NOT_IN_DEMO):  # a run that found trouble still completed, never Failed
-        assert any(f"| {name} | {state} |" in result.stdout for state in ("Completed", "Warning", "Critical")), name
+        assert any(f"| {name} | {state} |" in result.stdout for state in ("Completed", "Warning", "Critical")), \
+            (name, result.stdout[-4000:])
     assert "Prefect UI: http://127.0.0.1:" in result.stdout
     assert (SESSION_DIR / "demo-ops" / "audit" / "health-check" / "sandbox").is_dir()
     # the dependency runbooks left a real branch, commit and pull request on the sandbox's application repository

@@ -147,6 +147,12 @@ def test_a_critical_alert_firing_past_OPS_INCIDENT_AFTER_opens_an_incident_by_it
         with get_client(sync_client=True) as client:
             for run in started:
                 client.set_flow_run_state(run.id, Cancelling(), force=True)
+            # the incident's own health checks write the target's check state: the next test starts once it has ended
+            deadline = time.monotonic() + 180
+            while started and time.monotonic() < deadline:
+                started = [r for r in started if not client.read_flow_run(r.id).state.is_final()]
+                time.sleep(1)
+            assert not started, "the incident started by the alert was not cancelled"
         monkeypatch.delenv("OPS_INCIDENT_AFTER")
         ensure_incident_automation(load_settings(), SetupResult())  # off again: removed
         manager.start_backend(ops)
