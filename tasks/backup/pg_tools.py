@@ -128,9 +128,21 @@ def dump_stream(url: SecretStr, snapshot: str | None, chunk_size: int = 1024 * 1
         args.append(f"--snapshot={snapshot}")
     process = subprocess.Popen(args, env=libpq_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                stdin=subprocess.DEVNULL)
+    widen_pipe(process.stdout, chunk_size)
     stderr = _Stderr(process.stderr)
     stderr.start()
     return DumpStream(process, stderr, chunk_size)
+
+
+def widen_pipe(pipe, size: int) -> None:
+    """Let the pipe hold a whole chunk (Linux: 64 KiB by default), so the program writing it keeps working while the
+    reader compresses and uploads the previous one. Best effort: elsewhere, or above the system's limit, unchanged."""
+    import fcntl
+
+    try:
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except OSError:
+        pass
 
 
 class DumpStream:

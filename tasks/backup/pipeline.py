@@ -110,9 +110,12 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
     key = encryption_key(key_name)
     steps: dict[str, float] = {}
     akey = archive_key(target.name, backup_id, key is not None)
-    store = None
+    store = dump = None
     snapshot = postgres.Snapshot(target.database_url)
     try:
+        # pg_dump starts at once (its own connection and catalog reads take a while) and waits on its pipe while the
+        # snapshot's catalog is read here
+        dump = pg_tools.dump_stream(target.database_url, snapshot.id)
         relations = snapshot.relations()
         large_objects = snapshot.large_objects()
         # a materialized view's data is not in the archive: pg_restore refreshes it from the restored tables
@@ -121,7 +124,6 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
         sequences = snapshot.sequence_values([r.name for r in relations if r.kind == "S"])
         # counts and content hashes are read in the snapshot on a second core while pg_dump streams the same snapshot
         figures_future = pool.submit(_timed, snapshot.table_figures, list(sizes))
-        dump = pg_tools.dump_stream(target.database_url, snapshot.id)
         reader = ArchiveReader()
         progress = _Progress(f"backup-database-{target.name}-progress", sum(sizes.values()), pool)
         raw = Hashed(_through(dump, reader, progress, relations, large_objects),
@@ -143,8 +145,6 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
         except psycopg.Error as exc:  # the snapshot's own queries: only a lost connection is worth another try
             raise (TransientError if is_transient(exc) else PermanentError)(
                 f"{type(exc).__name__}: {str(exc).strip()}") from None
-        finally:
-            dump.close()  # a consumer that stopped early must not leave pg_dump running
     except BaseException:
         try:
             snapshot.conn.cancel()  # the content-hash query, if still running, has nothing left to serve
@@ -154,6 +154,8 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
         (store or backup_store(settings)).delete([akey])
         raise
     finally:
+        if dump is not None:
+            dump.close()  # a consumer that stopped early (or never began) must not leave pg_dump running
         pool.shutdown(wait=True)
         snapshot.close()
     tables = {name: TableFigures(rows=rows, content_hash=content, hash_method=method, bytes=sizes[name])
