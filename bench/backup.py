@@ -109,7 +109,8 @@ def paired(n: int, baseline, measured) -> tuple[list, list]:
     for i in range(n):
         baselines.append(baseline())
         results.append(measured())
-        print(f"pair {i + 1}: baseline {baselines[-1]:.3f} s, measured {results[-1]:.3f} s", file=sys.stderr)
+        seconds = results[-1]["seconds"] if isinstance(results[-1], dict) else results[-1]
+        print(f"pair {i + 1}: baseline {baselines[-1]:.3f} s, measured {seconds:.3f} s", file=sys.stderr)
     return baselines, results
 
 
