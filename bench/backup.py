@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,10 @@ def main() -> None:
     parser.add_argument("--overhead-only", action="store_true",
                         help="only backup-database against the bare same-work pipeline, --repeat pairs")
     args = parser.parse_args()
+    from tasks.backup.policy import PLAIN_DATABASE, PLAIN_DATABASE_FORM
+
+    if not re.fullmatch(PLAIN_DATABASE, args.database):
+        parser.error(f"--database: expected {PLAIN_DATABASE_FORM} (got {args.database!r})")
     global PG
     home = isolated_env("backup")
     PG = bench_server()

@@ -31,20 +31,14 @@ def ensure_prefect(home: Path, on_postgres: str | None = None):
     """Use PREFECT_API_URL if it names a server, else start one for the benchmark; returns the process started.
     on_postgres: the base URL of a PostgreSQL server (bench_server()) to keep the Prefect server's database on, in a
     fresh database of its own, as Prefect advises for production; else SQLite under home."""
-    from playground_ops.local_server import start_server
+    from playground_ops.local_server import fresh_prefect_database, start_server
 
     if os.environ.get("PREFECT_API_URL"):
         return None
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     database_url = None
     if on_postgres:
-        import psycopg
-
-        name = f"prefect_{home.name.replace('-', '_').lower()}"
-        with psycopg.connect(f"{on_postgres}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        database_url = f"{on_postgres.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+        database_url = fresh_prefect_database(f"{on_postgres}/postgres", f"prefect_{home.name.replace('-', '_').lower()}")
     api_url, process = start_server(home / "prefect", port=free_port(), ui=False, database_url=database_url)
     os.environ["PREFECT_API_URL"] = api_url
     return process

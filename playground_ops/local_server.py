@@ -18,6 +18,19 @@ def api_healthy(api_url: str) -> bool:
         return False
 
 
+def fresh_prefect_database(admin_url: str, name: str) -> str:
+    """An empty database `name` on the server of admin_url (a libpq URL), dropped first if there; returns its URL
+    for a Prefect server (postgresql+asyncpg://...). name is this project's own, never a user's."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+asyncpg://{urlsplit(admin_url).netloc}/{name}"
+
+
 def start_server(home: Path, host: str = "127.0.0.1", port: int = 4200, timeout: float = 120,
                  ui: bool = True, database_url: str | None = None) -> tuple[str, subprocess.Popen | None]:
     """Start `prefect server start` unless one answers on host:port; returns its API URL and the process we started.

@@ -12,11 +12,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
-from playground_ops.local_server import start_server
+from playground_ops.local_server import fresh_prefect_database, start_server
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 DATABASE = "playground_ops_fleet"
@@ -69,17 +68,10 @@ class Fleet:
         self.server: subprocess.Popen | None = None
         self.workers: list[Worker] = []
 
-    @property
-    def database_url(self) -> str:
-        parts = urlsplit(self.admin_url)
-        return f"postgresql+asyncpg://{parts.netloc}/{DATABASE}"
-
     def start_server(self) -> str:
         """A fresh database for the server, then `prefect server start` on it."""
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
-        _, self.server = start_server(self.root / "prefect", port=self.port, ui=False, database_url=self.database_url)
+        database_url = fresh_prefect_database(self.admin_url, DATABASE)
+        _, self.server = start_server(self.root / "prefect", port=self.port, ui=False, database_url=database_url)
         return self.api_url
 
     def command(self, *args: str, cwd: Path = CHECKOUT, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -139,8 +139,10 @@ def widen_pipe(pipe, size: int) -> None:
     reader compresses and uploads the previous one. Best effort: elsewhere, or above the system's limit, unchanged."""
     import fcntl
 
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux only
+        return
     try:
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
     except OSError:
         pass
 
