@@ -42,11 +42,12 @@ def verify_backup(target: str | None = None, backup_id: str | None = None,
     run_id = str(flow_run.id)
     manifest, found = find_backup(settings, t.name, backup_id)
     rungs = [found]
-    server_name = None
+    drill = None
     if manifest is not None and mode == "quick":
         rungs += check_archive(settings, manifest)
     elif manifest is not None:
-        server, server_name = prepare_drill_server(t, settings, major_version(manifest.server_version))
+        drill = prepare_drill_server(t, settings, major_version(manifest.server_version))
+        server = drill.url
         scratch = create_scratch_database(server, run_id)
         try:
             rungs += restore_archive(settings, server, manifest, scratch, jobs)
@@ -66,7 +67,14 @@ def verify_backup(target: str | None = None, backup_id: str | None = None,
                             + (f"FAILED at {failed.name}" if failed else "every rung passed"),
                     figures={"backup_id": manifest.backup_id if manifest else backup_id, "mode": mode,
                              "rungs_passed": sum(r.ok for r in rungs),
-                             **({"restored_on": server_name} if server_name else {})})
+                             **({"restored_on": drill.name, "proves": drill.proof()} if drill else {})})
+    if manifest is not None and mode == "quick":
+        report.add("info", "quick check: the archive is intact and pg_restore read all of it; only the full drill "
+                   "(mode=full) restores it, onto a server of its origin's major where one can be started here")
+    if drill is not None and not drill.proves_origin and not failed:
+        report.add("warning", f"the drill {drill.proof()}",
+                   next_step=f"Install postgresql-{drill.source_major} (or set OPS_PG_BINDIR to its bin directory) "
+                             "so the drill restores onto the origin's major")
     if failed:
         report.add("critical", f"verification failed at rung {failed.name}: {failed.detail}",
                    next_step="Do not rely on this backup; take a new one and investigate the store.")

@@ -480,11 +480,26 @@ class Settings(BaseSettings):
         return None if self.sandbox_admin_url_setting else Cluster(self.ops_home / "sandbox" / "postgres",
                                                                    self.sandbox_pg_port)
 
-    def drill_cluster(self):
-        """The private cluster restore drills run on when OPS_VERIFY_DATABASE_URL is not set."""
+    def drill_cluster(self, major: int | None = None, bindir: Path | None = None):
+        """The private cluster restore drills run on when OPS_VERIFY_DATABASE_URL is not set: one data directory per
+        major version (the default server programs' under `postgres`), all on OPS_DRILL_PG_PORT, one running at a time."""
         from tasks.backup.private_cluster import Cluster
 
-        return Cluster(self.ops_home / "drill" / "postgres", self.drill_pg_port)
+        root = self.ops_home / "drill" / ("postgres" if major is None else f"postgres-{major}")
+        return Cluster(root, self.drill_pg_port, bindir=bindir, port_setting="OPS_DRILL_PG_PORT")
+
+    def drill_clusters(self) -> list:
+        """Every private drill cluster initialised under OPS_HOME, each with the server programs of its own major."""
+        from tasks.backup.private_cluster import server_bindirs
+
+        programs = server_bindirs()
+        found = []
+        for root in sorted((self.ops_home / "drill").glob("postgres*")):
+            version = root / "pgdata" / "PG_VERSION"
+            major = int(version.read_text().strip()) if version.exists() else None
+            found.append(self.drill_cluster() if root.name == "postgres" else
+                         self.drill_cluster(major, programs.get(major)))
+        return found
 
     @property
     def audit_location(self) -> str:

@@ -75,7 +75,8 @@ def sandbox(prefect_server):
     os.environ.update(manager.target_env(settings))
     yield load_settings()
     manager.down(settings, purge=True)
-    settings.drill_cluster().remove()  # the restore drills' private cluster, if a test started it
+    for drill in settings.drill_clusters():  # the restore drills' private clusters, if a test started them
+        drill.remove()
 
 
 class Receiver:

@@ -27,6 +27,7 @@ class TocEntry:
     namespace: str
     tag: str
     copy_stmt: str
+    definition: str = ""
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ArchiveSummary:
     compressed: bool
     table_data: dict[str, str] = field(default_factory=dict)  # "schema.table" -> its COPY statement
     entries: set[tuple[str, str, str]] = field(default_factory=set)  # every TOC entry: (desc, schema, name)
+    definitions: list[str] = field(default_factory=list)  # the SQL of every entry that creates a table
 
 
 class _NeedMore(Exception):
@@ -119,7 +121,8 @@ class ArchiveReader:
         tag = self._str() or ""
         desc = self._str() or ""
         self._int()  # section
-        self._str(), self._str()  # definition, drop statement
+        definition = self._str() or ""
+        self._str()  # drop statement
         copy_stmt = self._str() or ""
         namespace = self._str() or ""
         self._str()  # tablespace
@@ -132,7 +135,8 @@ class ArchiveReader:
         while self._str() is not None:  # dependencies
             pass
         self._take(1 + self._off_size)  # data offset
-        self._toc[dump_id] = TocEntry(dump_id, desc, namespace, tag, copy_stmt)
+        self._toc[dump_id] = TocEntry(dump_id, desc, namespace, tag, copy_stmt,
+                                      definition if desc == "TABLE" else "")
         if len(self._toc) == self._toc_count:
             self._stage = "data"
 
@@ -141,4 +145,5 @@ class ArchiveReader:
             raise ArchiveFormatError("the archive ended before its table of contents was complete")
         data = {f"{e.namespace}.{e.tag}": e.copy_stmt for e in self._toc.values() if e.desc == "TABLE DATA"}
         entries = {(e.desc, e.namespace, e.tag) for e in self._toc.values()}
-        return ArchiveSummary(f"{self._version[0]}.{self._version[1]}", self.compressed, data, entries)
+        return ArchiveSummary(f"{self._version[0]}.{self._version[1]}", self.compressed, data, entries,
+                              [e.definition for e in self._toc.values() if e.definition])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +13,9 @@ from typing import Any
 import psycopg
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
+from playground_ops.errors import ConfigError
 from playground_ops.settings import Settings, Target
 from tasks.backup import pg_tools
 from tasks.backup.archive_reader import ArchiveReader
@@ -49,13 +49,14 @@ def encryption_key(secret_name: str | None) -> bytes | None:
 
 @task(**retrying(retries=2, timeout_seconds=60))
 def check_tool_versions(database_url: SecretStr) -> dict[str, Any]:
-    """Refuse to start when pg_dump is older than the server's major version, naming both."""
-    dump_major, dump_version = pg_tools.tool_major("pg_dump")
+    """Choose pg_dump for the server: its own major's where installed (its archive is then read by that server's own
+    pg_restore), else the newest; refuse one older than the server, naming both."""
     server_major, server_version = postgres.server_major(database_url)
-    problem = check_versions(dump_major, server_major)
+    tools = pg_tools.tools_for(server_major)
+    problem = check_versions(tools.major, server_major)
     if problem:
         raise PermanentError(problem)
-    return {"pg_dump": dump_version, "pg_dump_major": dump_major, "server": server_version, "server_major": server_major}
+    return {"pg_dump": tools.version, "pg_dump_major": tools.major, "server": server_version, "server_major": server_major}
 
 
 class _Progress:
@@ -115,7 +116,7 @@ def dump_database_to_store(target: Target, settings: Settings, backup_id: str, v
     try:
         # pg_dump starts at once (its own connection and catalog reads take a while) and waits on its pipe while the
         # snapshot's catalog is read here
-        dump = pg_tools.dump_stream(target.database_url, snapshot.id)
+        dump = pg_tools.dump_stream(target.database_url, snapshot.id, tools=pg_tools.tools_for(versions["server_major"]))
         relations = snapshot.relations()
         large_objects = snapshot.large_objects()
         # a materialized view's data is not in the archive: pg_restore refreshes it from the restored tables
@@ -304,48 +305,88 @@ def create_scratch_database(server: SecretStr, run_id: str, purpose: str = "scra
 
 
 @task(**retrying(retries=1, timeout_seconds=300))
-def prepare_drill_server(target: Target, settings: Settings, source_major: int) -> tuple[SecretStr, str]:
-    """Where a restore drill runs, and how the report names it: OPS_VERIFY_DATABASE_URL's server when set, else a
-    private local cluster (started, or reused) of a major version at least the source's. Never the target's own
-    server unless it is configured so: a drill of a production backup must not load the production server."""
+def prepare_drill_server(target: Target, settings: Settings, source_major: int) -> DrillServer:
+    """Where a restore drill runs: OPS_VERIFY_DATABASE_URL's server when set, else a private local cluster (started,
+    or reused) of the source's own major when its server programs are here (OPS_PG_BINDIR or the installed
+    packages), else of the newest major there is. Never the target's own server unless configured so: a drill of a
+    production backup must not load the production server. The result says which major the drill proves."""
     from playground_ops.redact import mask_url
+    from tasks.backup.private_cluster import server_bindirs
 
     if settings.verify_database_url is not None:
         url = settings.verify_database_url
-        return url, f"OPS_VERIFY_DATABASE_URL ({mask_url(url.get_secret_value())})"
-    cluster = settings.drill_cluster()
+        major, version = postgres.server_major(url)
+        return DrillServer(url, f"OPS_VERIFY_DATABASE_URL ({mask_url(url.get_secret_value())}, PostgreSQL {version})",
+                           major, version, source_major)
+    programs = server_bindirs()
+    usable = sorted(m for m in programs if m >= source_major)
+    if not usable:
+        raise PermanentError(f"no PostgreSQL server programs of major {source_major} or newer are here (found: "
+                             f"{sorted(programs) or 'none'}): install postgresql-{source_major}, set OPS_PG_BINDIR to "
+                             "its bin directory, or set OPS_VERIFY_DATABASE_URL")
+    major = source_major if source_major in usable else usable[-1]
+    cluster = (settings.drill_cluster() if programs[major].resolve() == _default_server_programs()
+               else settings.drill_cluster(major, programs[major]))
+    for other in settings.drill_clusters():  # one drill cluster runs at a time, on OPS_DRILL_PG_PORT
+        if other.root != cluster.root and other.running():
+            other.stop()
     admin = cluster.ensure()
-    major, version = postgres.server_major(admin)
-    if major < source_major:
-        raise PermanentError(f"the private drill cluster runs PostgreSQL {major}, older than the backup's server "
-                             f"({source_major}): set OPS_PG_BINDIR to newer server programs, or OPS_VERIFY_DATABASE_URL")
-    return SecretStr(admin), f"the private drill cluster (PostgreSQL {version}, 127.0.0.1:{cluster.port}, {cluster.root})"
+    running_major, version = postgres.server_major(admin)
+    return DrillServer(SecretStr(admin), f"the private drill cluster (PostgreSQL {version}, 127.0.0.1:{cluster.port}, "
+                                         f"{cluster.root})", running_major, version, source_major)
+
+
+def _default_server_programs() -> Path | None:
+    from tasks.backup.private_cluster import server_bindir
+
+    try:
+        return server_bindir().resolve()
+    except ConfigError:
+        return None
+
+
+class DrillServer(BaseModel):
+    """The server a drill restores into, and what a restore there proves of the backup's origin."""
+
+    url: SecretStr
+    name: str
+    major: int
+    version: str
+    source_major: int
+
+    @property
+    def proves_origin(self) -> bool:
+        return self.major == self.source_major
+
+    def proof(self) -> str:
+        if self.proves_origin:
+            return f"restores onto the origin's major, PostgreSQL {self.major}"
+        return (f"proved a restore into PostgreSQL {self.major} only, not onto the origin's PostgreSQL "
+                f"{self.source_major}: no PostgreSQL {self.source_major} server programs here (install "
+                f"postgresql-{self.source_major} or set OPS_PG_BINDIR)")
 
 
 @task(**retrying(retries=0, timeout_seconds=None))
 def restore_archive(settings: Settings, server: SecretStr, manifest: BackupManifest, database: str, jobs: int = 1
                     ) -> list[Rung]:
-    """Rungs 2-5: stream the archive (checked as it goes) into pg_restore --exit-on-error; with jobs > 1 it is
-    first decompressed to a scratch file, since a parallel restore needs a seekable archive."""
+    """Rungs 2-5: stream the archive (checked as it goes) into pg_restore --exit-on-error, with the server's own
+    major's pg_restore where it reads the archive; what that server cannot take is left out and named (pg_tools)."""
+    from tasks.backup.archive_reader import ArchiveFormatError
+
     store = backup_store(settings)
-    url = server
     stored, raw = _archive_stream(store, manifest, encryption_key(manifest.encryption_key))
+    server_version = postgres.server_major(server)
     t0 = time.perf_counter()
-    error = None
+    error = outcome = None
     try:
-        if jobs > 1:
-            with tempfile.TemporaryDirectory(prefix="ops-restore-") as tmp:
-                path = Path(tmp) / "archive.pgdump"
-                with open(path, "wb") as f:
-                    for chunk in raw:
-                        f.write(chunk)
-                pg_tools.restore_file(url, database, path, jobs)
-        else:
-            pg_tools.restore_stream(url, database, raw)
-    except (IntegrityError, pg_tools.PgToolFailed) as exc:
+        outcome = pg_tools.restore(server, database, raw, server_version, jobs)
+    except (IntegrityError, pg_tools.PgToolFailed, ArchiveFormatError) as exc:
         error = exc
     _drain(stored, raw)
-    return _judge(manifest, stored, raw, error, round(time.perf_counter() - t0, 3), ["archive-read", "restore"])
+    rungs = _judge(manifest, stored, raw, error, round(time.perf_counter() - t0, 3), ["archive-read", "restore"])
+    if outcome is not None and rungs[-1].name == "restore" and rungs[-1].ok:
+        rungs[-1].detail = f"pg_restore --exit-on-error completed: {outcome.describe()}"[:1500]
+    return rungs
 
 
 @task(**retrying(retries=1, timeout_seconds=None))

