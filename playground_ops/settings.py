@@ -490,15 +490,14 @@ class Settings(BaseSettings):
 
     def drill_clusters(self) -> list:
         """Every private drill cluster initialised under OPS_HOME, each with the server programs of its own major."""
-        from tasks.backup.private_cluster import server_bindirs
+        from tasks.backup.private_cluster import Cluster, server_bindirs
 
-        programs = server_bindirs()
+        programs = server_bindirs(every=True)
         found = []
         for root in sorted((self.ops_home / "drill").glob("postgres*")):
             version = root / "pgdata" / "PG_VERSION"
             major = int(version.read_text().strip()) if version.exists() else None
-            found.append(self.drill_cluster() if root.name == "postgres" else
-                         self.drill_cluster(major, programs.get(major)))
+            found.append(Cluster(root, self.drill_pg_port, bindir=programs.get(major), port_setting="OPS_DRILL_PG_PORT"))
         return found
 
     @property

@@ -316,8 +316,8 @@ def prepare_drill_server(target: Target, settings: Settings, source_major: int) 
     if settings.verify_database_url is not None:
         url = settings.verify_database_url
         major, version = postgres.server_major(url)
-        return DrillServer(url, f"OPS_VERIFY_DATABASE_URL ({mask_url(url.get_secret_value())}, PostgreSQL {version})",
-                           major, version, source_major)
+        return DrillServer(url=url, name=f"OPS_VERIFY_DATABASE_URL ({mask_url(url.get_secret_value())}, PostgreSQL "
+                                         f"{version})", major=major, version=version, source_major=source_major)
     programs = server_bindirs()
     usable = sorted(m for m in programs if m >= source_major)
     if not usable:
@@ -332,8 +332,9 @@ def prepare_drill_server(target: Target, settings: Settings, source_major: int) 
             other.stop()
     admin = cluster.ensure()
     running_major, version = postgres.server_major(admin)
-    return DrillServer(SecretStr(admin), f"the private drill cluster (PostgreSQL {version}, 127.0.0.1:{cluster.port}, "
-                                         f"{cluster.root})", running_major, version, source_major)
+    return DrillServer(url=SecretStr(admin), name=f"the private drill cluster (PostgreSQL {version}, "
+                                                  f"127.0.0.1:{cluster.port}, {cluster.root})",
+                       major=running_major, version=version, source_major=source_major)
 
 
 def _default_server_programs() -> Path | None:

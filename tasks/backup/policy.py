@@ -16,7 +16,7 @@ RUNGS_FULL = RUNGS_QUICK + ["restore", "table-checks", "amcheck", "smoke-queries
 class TableFigures(BaseModel):
     rows: int                 # count(*) in the dump's snapshot
     content_hash: str         # sum of every row's hash in the snapshot: order-independent, so a restore can match it
-    hash_method: str          # column_hashes | hashtextextended (hash_record_extended in older manifests)
+    hash_method: str          # portable_column_hashes | hashtextextended (column_hashes, hash_record_extended in older manifests)
     bytes: int                # the table's size on disk at the snapshot
 
 

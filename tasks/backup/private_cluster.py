@@ -47,12 +47,14 @@ def server_bindir() -> Path:
     return found
 
 
-def server_bindirs() -> dict[int, Path]:
-    """Every set of server programs (initdb, pg_ctl, postgres) here, by major version: OPS_PG_BINDIR's, the wheel's and
-    the installed packages' (/usr/lib/postgresql/<major>/bin). OPS_PG_BINDIR wins for its own major."""
+def server_bindirs(every: bool = False) -> dict[int, Path]:
+    """Every set of server programs (initdb, pg_ctl, postgres) here, by major version: OPS_PG_BINDIR's alone when it
+    is set (as for the client programs); else the installed packages' (/usr/lib/postgresql/<major>/bin) and the
+    wheel's. every=True: all of them (to stop a cluster of any major this project started)."""
     found: dict[int, Path] = {}
-    candidates = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
-    if wheel_bindir() is not None:
+    candidates = [] if os.environ.get("OPS_PG_BINDIR") and not every else sorted(
+        p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
+    if wheel_bindir() is not None and (every or not os.environ.get("OPS_PG_BINDIR")):
         candidates.append(wheel_bindir())
     if os.environ.get("OPS_PG_BINDIR"):
         candidates.append(Path(os.environ["OPS_PG_BINDIR"]))

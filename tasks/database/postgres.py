@@ -137,6 +137,21 @@ ORDER BY a.attnum
 """
 NULL_MARK = 0x3C6EF372FE94F82B  # a column's hash when it is NULL (plus its position)
 
+# portable_column_hashes: the same figures on every PostgreSQL major from 13 on, so a backup taken on one major is
+# checked after a restore onto another. The hash support function a type's opclass names changes between majors
+# (date: hashint4extended in 15, hashdateextended in 18; timestamptz, bytea likewise), so the functions are chosen
+# here by the column's base type, from those every supported major has; other types are hashed in their text form.
+PORTABLE_HASHES = {"smallint": "hashint2extended", "integer": "hashint4extended", "bigint": "hashint8extended",
+                   "oid": "hashoidextended", "text": "hashtextextended", "character varying": "hashtextextended",
+                   "uuid": "uuid_hash_extended", "timestamp without time zone": "timestamp_hash_extended",
+                   "timestamp with time zone": "timestamp_hash_extended"}
+PORTABLE_COLUMNS = """
+SELECT a.attname, format_type(coalesce(nullif(t.typbasetype, 0), t.oid), NULL)
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
 
 def _row_hash_expression(conn: psycopg.Connection, table: str, method: str):
     """The SQL of one row's 64-bit hash under a method."""
@@ -148,9 +163,14 @@ def _row_hash_expression(conn: psycopg.Connection, table: str, method: str):
         return sql.SQL("hashtextextended(t::text, 0)")
     if method == "large_objects":  # t is pg_largeobject_metadata: each object's oid and content
         return sql.SQL("hashtextextended(t.oid::text || ':' || md5(lo_get(t.oid)), 0)")
+    if method == "portable_column_hashes":
+        columns = [(name, PORTABLE_HASHES.get(base), base == "timestamp with time zone")
+                   for name, base in conn.execute(PORTABLE_COLUMNS, (table,)).fetchall()]
+    else:  # column_hashes: manifests written before portable_column_hashes, checked on their own major
+        columns = conn.execute(COLUMN_HASHES, (table,)).fetchall()
     terms = []
     # each column is hashed with its position as the seed, so equal values in two columns do not cancel out
-    for position, (name, function, utc) in enumerate(conn.execute(COLUMN_HASHES, (table,)).fetchall(), start=1):
+    for position, (name, function, utc) in enumerate(columns, start=1):
         column = sql.Identifier(name)
         if function and re.fullmatch(r"[a-z_0-9]+", function):
             value = sql.SQL("{} AT TIME ZONE 'UTC'").format(column) if utc else column
@@ -164,13 +184,14 @@ def _row_hash_expression(conn: psycopg.Connection, table: str, method: str):
 def content_hash(conn: psycopg.Connection, table: str, method: str | None = None) -> tuple[int, str, str]:
     """(rows, hash, method): the sum of every row's hash, so row order does not matter (a restore reorders rows).
 
-    column_hashes hashes each column with its type's own hash function, seeded by its position, and combines them
-    per row (no text conversion where the type has one: about half the CPU of hash_record_extended, whose record
-    machinery costs as much as the hashing). If that cannot run, each row's text form is hashed.
+    portable_column_hashes hashes each column with a hash function of its type that every supported major has,
+    seeded by its position, and combines them per row (no text conversion where the type has one: about half the CPU
+    of hash_record_extended, whose record machinery costs as much as the hashing). If that cannot run, each row's text
+    form is hashed.
     """
     from psycopg import sql
 
-    methods = [method] if method else ["column_hashes", "hashtextextended"]
+    methods = [method] if method else ["portable_column_hashes", "hashtextextended"]
     for m in methods:
         try:
             with conn.transaction():  # a savepoint inside the snapshot's transaction
