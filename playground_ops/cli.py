@@ -455,8 +455,15 @@ def audit_list(runbook: Optional[str] = typer.Option(None), target: Optional[str
     for option, value in (("--runbook", runbook), ("--target", target)):
         if value is not None:
             check_key(value, option, "<name>")
+    from tasks.reporting.audit import StoreUnreadable
+
     settings = _settings()
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
+    try:
+        store.check_readable()
+    except StoreUnreadable as exc:
+        typer.echo(f"error: OPS_AUDIT_URL: {exc}", err=True)
+        raise typer.Exit(2) from None
     prefix = f"{runbook}/" + (f"{target}/" if target else "") if runbook else ""
     for key in store.list(prefix):
         if key.endswith(".json") and (target is None or key.split("/")[1] == target):

@@ -63,7 +63,8 @@ def ensure_limit(name: str, limit: int = 1):
 def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iterator[bool]:
     """Hold the runbook's slot for this target: yields False at once when another run of the same runbook on the same
     target holds it (this run has nothing to do), True once held. Runs on other targets never wait for, or cancel,
-    this one. (Two runs starting in the same instant may both find it free: the second then waits its turn.)"""
+    this one. The slot is asked for once, never waited on: of runs starting in the same instant, the server lets
+    exactly one have it (the others are answered 423 Locked)."""
     import sys
 
     from prefect.concurrency.sync import concurrency
@@ -72,10 +73,16 @@ def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iter
     if ensure_limit(name).active_slots >= 1:
         yield False
         return
-    slot = concurrency(name, occupy=1, timeout_seconds=wait_seconds, strict=True, lease_duration=LEASE_SECONDS)
+    slot = concurrency(name, occupy=1, timeout_seconds=wait_seconds, max_retries=0, strict=True,
+                       lease_duration=LEASE_SECONDS)
     try:
         slot.__enter__()
     except TimeoutError:
+        yield False
+        return
+    except Exception as exc:  # ConcurrencySlotAcquisitionError from 423 Locked: another run holds it now
+        if getattr(getattr(exc.__cause__, "response", None), "status_code", None) != 423:
+            raise
         yield False
         return
     try:

@@ -120,24 +120,30 @@ def test_verify_notices_the_newest_reports_removed(tmp_path, prefect_server):
     from tasks.reporting.publish import record_chain_head
 
     store = LocalStore(tmp_path)
+    keys = []
     for i in range(3):
         report = Report(runbook="health-check", target="tail", summary=f"run {i}")
         stored = append_report(store, report.model_dump(mode="json"), render_markdown(report), f"tail-{i:03d}")
         record_chain_head(store.url, "health-check", "tail", stored)
+        keys.append(stored.key)
     ok = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
     assert ok.returncode == 0 and "health-check/tail: 3 reports, ok" in ok.stdout
-    for suffix in (".json", ".md", ".sha256"):  # the newest report, removed whole: the rest of the chain is intact
-        (tmp_path / stored.key.removesuffix(".json")).with_suffix(suffix).unlink()
+    for key in keys[1:]:  # the two newest reports, removed whole: the rest of the chain is intact
+        for suffix in (".json", ".md", ".sha256"):
+            (tmp_path / key.removesuffix(".json")).with_suffix(suffix).unlink()
     assert problems(store) == []  # the store alone cannot tell
     bad = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
     assert bad.returncode == 1
-    assert (f"removed: {stored.key}: the newest report (sequence 3, recorded outside the store) is missing; "
-            "the store's chain ends at sequence 2") in bad.stdout
+    assert (f"removed: {keys[2]}: the newest report (sequence 3, recorded outside the store) is missing; "
+            "the store's chain ends at sequence 1") in bad.stdout
+    assert (f"removed: {keys[1]}: a report of the removed tail (sequence 2, recorded outside the store) is missing; "
+            "the store's chain ends at sequence 1") in bad.stdout
 
 
-def test_verify_of_a_location_that_does_not_exist_is_an_error_not_an_empty_store(tmp_path, prefect_server):
-    out = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path / "no-such-dir")})
-    assert out.returncode == 2 and "no reports stored yet" not in out.stdout
+@pytest.mark.parametrize("command", ["verify", "list"])
+def test_a_location_that_does_not_exist_is_an_error_not_an_empty_store(tmp_path, prefect_server, command):
+    out = cli("audit", command, env={"OPS_AUDIT_URL": str(tmp_path / "no-such-dir")})
+    assert out.returncode == 2 and "no reports stored yet" not in out.stdout and out.stdout == ""
     assert out.stderr.strip() == f"error: OPS_AUDIT_URL: the audit store {tmp_path / 'no-such-dir'} does not exist or cannot be read"
 
 

@@ -265,8 +265,17 @@ def verify_store(store: Store, heads: list[dict[str, Any]] | None = None) -> lis
     return results
 
 
+def recent_keys(before: dict[str, Any] | None, sequence: int, key: str, keep: int) -> list[list]:
+    """The newest reports' [sequence, key], newest last: the head recorded before, extended by the new one."""
+    recent = [entry for entry in (before or {}).get("recent", []) if entry[0] < sequence]
+    if before and not before.get("recent") and before.get("sequence", 0) < sequence:
+        recent = [[before["sequence"], before["key"]]]  # a head recorded before the keys were kept
+    return (recent + [[sequence, key]])[-keep:]
+
+
 def _tail_problems(store: Store, head: dict[str, Any], keys: list[str]) -> list[ChainProblem]:
-    """The head recorded outside the store must still be in it, unchanged: else the chain's tail was removed."""
+    """The head recorded outside the store must still be in it, unchanged: else the chain's tail was removed, and
+    each report of it is named (by the keys kept beside the head; older ones by their sequence)."""
     if head["key"] not in keys:
         sequences = []
         for key in keys:
@@ -274,9 +283,19 @@ def _tail_problems(store: Store, head: dict[str, Any], keys: list[str]) -> list[
                 sequences.append(json.loads(store.get(key))["chain"]["sequence"])
             except (ValueError, KeyError, TypeError):
                 continue
-        ends = f"the store's chain ends at sequence {max(sequences)}" if sequences else "the store holds none of it"
-        return [ChainProblem("removed", head["key"], f"the newest report (sequence {head['sequence']}, recorded "
-                                                     f"outside the store) is missing; {ends}")]
+        end = max(sequences, default=0)
+        ends = f"the store's chain ends at sequence {end}" if sequences else "the store holds none of it"
+        known = {sequence: key for sequence, key in head.get("recent", [])} | {head["sequence"]: head["key"]}
+        problems = []
+        for sequence in range(head["sequence"], end, -1):
+            what = "the newest report" if sequence == head["sequence"] else "a report of the removed tail"
+            if sequence in known and known[sequence] not in keys:
+                problems.append(ChainProblem("removed", known[sequence], f"{what} (sequence {sequence}, recorded "
+                                                                         f"outside the store) is missing; {ends}"))
+            elif sequence not in known:
+                problems.append(ChainProblem("removed", f"sequence {sequence}",
+                                             f"{what}, older than the keys kept outside the store, is missing; {ends}"))
+        return problems
     if sha256(store.get(head["key"])) != head["sha256"]:
         return [ChainProblem("changed", head["key"], "the newest report differs from the hash recorded outside the store")]
     return []

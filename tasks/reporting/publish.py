@@ -86,11 +86,21 @@ def stored_report_of(runbook: str, target: str, run_id: str, started_at) -> str 
     return store.link(key) if key in store.list(key.rsplit("/", 1)[0] + "/") else None
 
 
+RECENT_KEYS = 32  # the newest reports' keys kept beside the head, so a removed tail is named report by report
+
+
 def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport) -> None:
-    """Keep the chain's head outside the store (a Prefect Variable), so `audit verify` notices a removed tail."""
-    Variable.set(head_variable(store_url, runbook, target), {
+    """Keep the chain's head outside the store (a Prefect Variable), with the keys of the newest reports, so
+    `audit verify` notices a removed tail and names each report of it."""
+    from tasks.reporting.audit import recent_keys
+
+    name = head_variable(store_url, runbook, target)
+    before = Variable.get(name, default=None)
+    Variable.set(name, {
         "store": store_url, "runbook": runbook, "target": target, "key": stored.key, "sha256": stored.sha256,
-        "sequence": stored.sequence}, overwrite=True)
+        "sequence": stored.sequence,
+        "recent": recent_keys(before if isinstance(before, dict) else None, stored.sequence, stored.key, RECENT_KEYS)},
+        overwrite=True)
 
 
 def recorded_chain_heads(store_url: str) -> list[dict]:

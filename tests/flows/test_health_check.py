@@ -152,3 +152,25 @@ def test_checks_of_different_targets_run_side_by_side_and_a_second_check_of_one_
     assert skipped_state.message == "skipped: another health-check of sandbox is still running"
     assert other.status.value == "ok"  # the other target's check was neither cancelled nor skipped
     assert health_check(target="sandbox").status.value == "ok"  # the slot is free again once the first check ends
+
+
+def test_three_checks_of_one_target_started_together_one_runs_and_two_are_skipped(fresh_state):
+    """Under load: three runs starting in the same instant all find the slot free; the server lets one have it."""
+    import threading
+
+    from flows.health_check import health_check
+
+    states, start = [], threading.Barrier(3)
+
+    def check() -> None:
+        start.wait()
+        states.append(health_check(target="sandbox", return_state=True))
+
+    runners = [threading.Thread(target=check) for _ in range(3)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(timeout=300)
+    names = sorted(state.name for state in states)
+    assert len(states) == 3 and all(state.is_completed() for state in states)
+    assert names.count("Skipped") == 2 and len([n for n in names if n != "Skipped"]) == 1, names
