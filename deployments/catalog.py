@@ -43,19 +43,25 @@ class DeploymentSpec:
         return list(inspect.signature(self.load_flow().fn).parameters)
 
     def check_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
-        """Each parameter checked against the runbook's own signature (type, range, allowed values) before any run is
-        created: a ConfigError naming the parameter, the expected form and the value."""
+        """Each parameter checked against the runbook's own signature (type, range, allowed values, and the runbook's
+        own checks that need no I/O: `Checked` in its annotation) before any run is created: a ConfigError naming the
+        parameter, the expected form and the value."""
         from pydantic import TypeAdapter, ValidationError
+
+        from playground_ops.errors import Checked
 
         signature = inspect.signature(self.load_flow().fn)
         for name, value in parameters.items():
             annotation = signature.parameters[name].annotation
             adapter = TypeAdapter(Any if annotation is inspect.Parameter.empty else annotation)
             try:
-                adapter.validate_python(value)
+                value = adapter.validate_python(value)
             except ValidationError:
                 raise ConfigError(f"parameter {name} of {self.name}", describe(adapter.json_schema()),
                                   got=str(value)[:80]) from None
+            for check in getattr(annotation, "__metadata__", ()):
+                if isinstance(check, Checked) and value is not None:
+                    check.check(value)
         return parameters
 
 

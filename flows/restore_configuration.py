@@ -8,7 +8,8 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import Checked, ConfigError
+from tasks.backup.policy import check_backup_id
 from playground_ops.runbook import fail_run, runbook
 from tasks.backup.configuration import restore_branch, restore_rows
 from tasks.backup.configuration_steps import (check_key_secret, find_config_backup, key_name_of, push_restore_branch,
@@ -29,7 +30,7 @@ class RestoreApproval(RunInput):
 
 
 @runbook("restore-configuration", timeout_seconds=3600)
-def restore_configuration(service: str = "backend", target: str | None = None, backup_id: str | None = None,
+def restore_configuration(service: str = "backend", target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
                           restore_code: bool = False, restart: bool = True,
                           wait_seconds: Annotated[int, Field(ge=10, le=1800)] = 300,
                           approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,

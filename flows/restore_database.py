@@ -8,8 +8,9 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from playground_ops.errors import Checked
 from playground_ops.runbook import FindingsFailRun, runbook
-from tasks.backup.policy import plan_restore, rung_rows
+from tasks.backup.policy import check_backup_id, check_database_name, plan_restore, rung_rows
 from tasks.backup.pipeline import (check_tables, create_scratch_database, drop_scratch_database, find_backup,
                                    inspect_database, restore_archive, swap_in_restored_database)
 from tasks.reporting.notify import wait_for_approval
@@ -24,7 +25,8 @@ class RestoreApproval(RunInput):
 
 
 @runbook("restore-database", timeout_seconds=12 * 3600)
-def restore_database(target: str | None = None, backup_id: str | None = None, database: str | None = None,
+def restore_database(target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
+                     database: Annotated[str | None, Checked(check_database_name)] = None,
                      overwrite: bool = False, dry_run: bool = False,
                      jobs: Annotated[int, Field(ge=1, le=16)] = 1,
                      approval_timeout_seconds: Annotated[int, Field(ge=60, le=7 * 86400)] = 3600) -> Report:

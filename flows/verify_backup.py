@@ -7,8 +7,9 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.expire_backups import expire_backups
+from playground_ops.errors import Checked
 from playground_ops.runbook import FindingsFailRun, runbook
-from tasks.backup.policy import major_version, rung_rows
+from tasks.backup.policy import check_backup_id, major_version, rung_rows
 from tasks.backup.pipeline import (check_archive, check_tables, create_scratch_database, drop_scratch_database, prepare_drill_server,
                            find_backup, record_verification, restore_archive, run_amcheck, run_smoke_queries,
                            write_manifest)
@@ -18,7 +19,7 @@ from tasks.targets import load_ops_settings, load_target
 
 
 @runbook("verify-backup", timeout_seconds=12 * 3600)
-def verify_backup(target: str | None = None, backup_id: str | None = None,
+def verify_backup(target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
                   mode: Literal["quick", "full"] = "quick",
                   jobs: Annotated[int, Field(ge=1, le=16)] = 1,
                   apply_retention: bool = True,

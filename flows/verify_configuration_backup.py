@@ -7,20 +7,21 @@ from typing import Annotated, Literal
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from playground_ops.errors import Checked
 from playground_ops.runbook import FindingsFailRun, runbook
 from tasks.backup.configuration import RUNGS_FULL, RUNGS_QUICK, drift
 from tasks.backup.configuration_steps import (check_bundle, check_decrypt, check_env_files, check_stored,
                                               delete_config_backups, find_config_backup, key_name_of,
                                               list_config_backups, live_drift, write_config_manifest)
 from tasks.backup.pipeline import record_verification
-from tasks.backup.policy import plan_retention, rung_rows
+from tasks.backup.policy import check_backup_id, plan_retention, rung_rows
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
 
 
 @runbook("verify-configuration-backup", timeout_seconds=3 * 3600)
-def verify_configuration_backup(target: str | None = None, backup_id: str | None = None,
+def verify_configuration_backup(target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
                                 mode: Literal["quick", "full"] = "full", apply_retention: bool = True,
                                 keep_days: Annotated[int, Field(ge=1, le=3650)] = 30,
                                 keep_verified: Annotated[int, Field(ge=1, le=100)] = 3,

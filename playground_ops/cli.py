@@ -163,6 +163,7 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook))
     if target is not None:
         parameters["target"] = target
+    _say_whose_settings_the_run_reads()
     outcome = trigger_and_wait(spec.full_name, parameters, timeout)
     typer.echo(f"{runbook} on {target or default}: {outcome.state}" + (f": {outcome.message}" if outcome.message else ""))
     if not outcome.final:
@@ -171,6 +172,19 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     typer.echo(f"report: {outcome.report or '(none stored)'}")
     if not outcome.completed:
         raise typer.Exit(1)
+
+
+RUN_SETTINGS = ("OPS_BACKUP_URL", "OPS_AUDIT_URL", "OPS_METRICS_URL", "OPS_TARGETS_FILE", "OPS_VERIFY_DATABASE_URL",
+                "OPS_BACKUP_ENCRYPTION_SECRET", "OPS_PG_BINDIR", "DATABASE_URL", "REDIS_URL", "HEALTH_URL")
+
+
+def _say_whose_settings_the_run_reads() -> None:
+    """A run reads its settings where it runs (the serving process or a worker), not in this shell: say so when this
+    shell sets some, so an operator never believes an OPS_BACKUP_URL given here changed where a backup goes."""
+    here = [name for name in RUN_SETTINGS if os.environ.get(name)]
+    if here:
+        typer.echo(f"note: the run reads {', '.join(here)} in the process that serves its deployment (playground-ops "
+                   "serve or a worker), not in this shell: set them there", err=True)
 
 
 def check_alert_rules() -> None:

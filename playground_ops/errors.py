@@ -63,3 +63,15 @@ def yaml_problem(exc: Exception, path: object) -> str:
     problem = getattr(exc, "problem", None) or type(exc).__name__
     where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
     return f"{where}: {problem}"
+
+
+class Checked:
+    """A runbook parameter's own check that needs no I/O, in its annotation (`Annotated[str | None, Checked(f)]`):
+    the CLI runs it before a run exists (one line, exit 2, no run, no notification); the runbook runs the same rule
+    again inside, for runs started from the UI, and stores a failed report. Pydantic and Prefect ignore it."""
+
+    def __init__(self, check) -> None:
+        self.check = check
+
+    def __repr__(self) -> str:
+        return f"Checked({getattr(self.check, '__name__', self.check)})"

@@ -448,6 +448,8 @@ class Settings(BaseSettings):
     def _store_url(cls, value: str | None) -> str | None:
         if value and value.startswith("s3://") and not re.match(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$", value):
             raise ValueError("expected a directory path or s3://bucket/prefix")
+        if value and "://" not in value and Path(value).exists() and not Path(value).is_dir():
+            raise ValueError("expected a directory path or s3://bucket/prefix, not a file")
         return value
 
     @field_validator("verify_database_url")

@@ -27,6 +27,7 @@ def one_line_error(result) -> str:
     ({"TARGET_NAME": "Prod DB"}, "TARGET_NAME: expected lowercase letters, digits and dashes"),
     ({"OPS_SANDBOX_PORT": "80"}, "OPS_SANDBOX_PORT: expected"),
     ({"OPS_AUDIT_URL": "s3://B_/x"}, "OPS_AUDIT_URL: expected a directory path or s3://bucket/prefix"),
+    ({"OPS_BACKUP_URL": __file__}, "OPS_BACKUP_URL: expected a directory path or s3://bucket/prefix, not a file"),
 ])
 def test_malformed_setting_is_named_with_its_expected_form(env, expected):
     line = one_line_error(cli("run", "health-check", env={**SANDBOX_ENV, **env}))
@@ -160,3 +161,24 @@ def test_ops_home_defaults_under_home_and_nothing_lands_in_home_itself(tmp_path)
 def test_reconcile_refuses_a_run_id_that_is_not_one_before_any_run():
     line = one_line_error(cli("run", "reconcile-crashed-run", "--param", "flow_run_id=../x", env=SANDBOX_ENV))
     assert "parameter flow_run_id of reconcile-crashed-run: expected an id (a UUID such as" in line and "../x" in line
+
+
+@pytest.mark.parametrize("param, expected", [
+    ("database=postgres", "database: expected a database that is not a system or template database (got postgres)"),
+    ("database=template1", "database: expected a database that is not a system or template database (got template1)"),
+    ("database=x; DROP TABLE users", "database: expected a plain identifier: lowercase letters, digits and '_'"),
+    ("backup_id=../../etc", "backup_id: expected a key of the form <target>-<UTC time>-<run id>"),
+])
+def test_a_parameter_the_runbook_would_refuse_is_refused_before_any_run_exists(prefect_server, param, expected):
+    """No run is created, so no [FAILED] notification can go out: the runbook's own check runs in the CLI first."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    def runs() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["restore-database"]))))
+
+    before = runs()
+    line = one_line_error(cli("run", "restore-database", "-p", param, env=SANDBOX_ENV))
+    assert expected in line
+    assert runs() == before

@@ -273,6 +273,25 @@ class RestorePlan:
     steps: list[str]
 
 
+def check_database_name(database: str) -> str:
+    """A database a restore may write: a plain identifier, never a system database (the rest needs the server)."""
+    import re
+
+    from playground_ops.errors import ConfigError
+
+    if not isinstance(database, str) or not re.fullmatch(PLAIN_DATABASE, database):
+        raise ConfigError("database", PLAIN_DATABASE_FORM, got=str(database)[:80])
+    if database in SYSTEM_DATABASES:
+        raise ConfigError("database", "a database that is not a system or template database", got=database)
+    return database
+
+
+def check_backup_id(backup_id: str) -> str:
+    from tasks.store_keys import check_key
+
+    return check_key(backup_id, "backup_id", "<target>-<UTC time>-<run id>")
+
+
 def plan_restore(source: str, database: str, existing: ExistingDatabase | None, overwrite: bool, backup_id: str,
                  run_id: str) -> RestorePlan:
     """What a restore will do, or a ConfigError before anything is changed: never the source, a system or template
@@ -282,8 +301,7 @@ def plan_restore(source: str, database: str, existing: ExistingDatabase | None, 
 
     from playground_ops.errors import ConfigError
 
-    if not re.fullmatch(PLAIN_DATABASE, database):
-        raise ConfigError("database", PLAIN_DATABASE_FORM, got=database[:80])
+    check_database_name(database)
     if database == source:
         raise ConfigError("database", f"a database other than the source {source!r} (a restore never touches it)")
     if database in SYSTEM_DATABASES or (existing is not None and existing.is_template):
