@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import statistics
@@ -20,11 +21,20 @@ def isolated_env(name: str) -> Path:
     home = Path(tempfile.mkdtemp(prefix=f"playground-ops-bench-{name}-"))
     os.environ.update({"OPS_HOME": str(home / "ops"), "OPS_SANDBOX_DATABASE": "playground_sandbox_bench",
                        "OPS_SANDBOX_REDIS_DB": "12", "OPS_SANDBOX_PORT": str(free_port()),
-                       "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
+                       "OPS_SANDBOX_STANDINS_PORT": str(free_port()), "OPS_DRILL_PG_PORT": str(free_port()),
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
     for var in ("OPS_TARGETS_FILE", "OPS_AUDIT_URL", "OPS_WEBHOOK_URL", "OPS_SLACK_WEBHOOK_URL"):
         os.environ.pop(var, None)
+    atexit.register(_stop_drill_clusters)
     return home
+
+
+def _stop_drill_clusters() -> None:
+    """A benchmark stops what it started: the restore drills' private clusters under its scratch home."""
+    from playground_ops.settings import load_settings
+
+    for cluster in load_settings().drill_clusters():
+        cluster.stop()
 
 
 def ensure_prefect(home: Path, on_postgres: str | None = None):
@@ -79,7 +89,10 @@ def bench_server() -> str:
     from tasks.backup.private_cluster import Cluster
 
     port = int(os.environ.get("OPS_BENCH_PG_PORT", "54349"))
-    cluster = Cluster(Path(os.environ.get("OPS_BENCH_HOME", Path.home() / ".playground-ops-bench")) / "postgres", port)
+    cluster = Cluster(Path(os.environ.get("OPS_BENCH_HOME", Path.home() / ".playground-ops-bench")) / "postgres", port,
+                      port_setting="OPS_BENCH_PG_PORT")
+    if not cluster.running():  # the seed is kept on disk; the server the benchmark started stops when it exits
+        atexit.register(cluster.stop)
     admin = cluster.ensure()
     os.environ["OPS_SANDBOX_ADMIN_URL"] = admin
     return admin.rsplit("/", 1)[0]

@@ -253,14 +253,21 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     """Start Prefect and the sandbox, set up, run every runbook once, print a table, then keep serving."""
     from deployments.catalog import load_catalog
     from deployments.setup import setup as run_setup
-    from playground_ops.local_server import start_server
+    from playground_ops.local_server import fresh_prefect_database, start_server
     from tasks.reporting.report import markdown_table
 
     settings = _settings()
     started: list[subprocess.Popen] = []
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    cluster = settings.sandbox_cluster()
+    cluster_was_up = cluster is None or cluster.running()
+    drills_up = {drill.root for drill in settings.drill_clusters() if drill.running()}
     if not os.environ.get("PREFECT_API_URL"):
-        api_url, process = start_server(settings.ops_home / "prefect", port=port)
+        # the server's own database on the sandbox's PostgreSQL (SQLite answers writes that meet with 503 "database
+        # is locked", which the client retries 2 s later), kept from one demo to the next with its history
+        admin = cluster.ensure() if cluster is not None else settings.sandbox_admin_url
+        database = fresh_prefect_database(admin, "playground_ops_prefect", keep=True)
+        api_url, process = start_server(settings.ops_home / "prefect", port=port, database_url=database)
         os.environ["PREFECT_API_URL"] = api_url
         os.environ.setdefault("PREFECT_UI_URL", api_url.removesuffix("/api"))
         started += [process] if process else []
@@ -268,10 +275,6 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     from sandbox import manager  # imports prefect: only once PREFECT_API_URL names the server (settings are read once)
 
     backend_was_up = manager.backend_pid(settings) is not None
-    cluster = settings.sandbox_cluster()
-    cluster_was_up = cluster is None or cluster.running()
-    drill = settings.drill_cluster()
-    drill_was_up = drill.running()
     status = manager.up(settings)
     typer.echo(f"sandbox: {status.users} users, {status.requests} requests, backend {status.backend_url}")
     os.environ.update(manager.target_env(settings))
@@ -294,6 +297,7 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
     try:
         catalog = load_catalog()
         _wait_for_deployments([spec.full_name for spec in catalog.values()])
+        _finish_sandbox_rotation(settings, catalog)
         outcomes = run_demo_round(catalog)
         rows = [{"runbook": name, "state": o.state, "duration_s": o.seconds, "report": o.report or ""}
                 for name, o in outcomes.items()]
@@ -313,8 +317,9 @@ def demo(once: bool = typer.Option(False, "--once", help="Exit after the first r
             manager.stop_service(settings, "standins")
         if not cluster_was_up:
             cluster.stop()
-        if not drill_was_up:  # the restore drill's private cluster, started by the demo's verify-backup
-            drill.stop()
+        for drill in settings.drill_clusters():  # the restore drills' private clusters the demo's runs started
+            if drill.root not in drills_up:
+                drill.stop()
 
 
 # Runbooks that need the one before them (a backup to verify, a verified backup to expire and restore) run in
@@ -331,6 +336,9 @@ DEMO_PARAMETERS = {"incident": {"severity": "sev3", "summary": "demo: an inciden
                                 "approval_timeout_seconds": 60},
                    "scale-service": {"autoscaling": True},
                    "restore-configuration": {"service": "frontend", "dry_run": True},
+                   # the scratch database an earlier round restored into is replaced: playground-ops made it, its
+                   # label says so, so no approval is asked (a database it did not make never is replaced this way)
+                   "restore-database": {"overwrite": True},
                    "environment-variables": {"action": "set", "values": {"LOG_LEVEL": "info"}, "restart": False}}
 # the runbooks that take longest start first, so the round is not left waiting on one started last
 DEMO_FIRST = ("incident", "dependency-update", "security-audit", "release")
@@ -338,6 +346,19 @@ DEMO_CHAINS = [["health-check", "incident"],  # the incident's own health checks
                ["backup-database", "verify-backup", "expire-backups", "restore-database"],
                ["backup-configuration", "verify-configuration-backup", "restore-configuration"],
                ["performance-review", "database-maintenance"]]
+
+
+def _finish_sandbox_rotation(settings, catalog: dict) -> None:
+    """A demo run again: the sandbox's secrets rotated by an earlier round are still in their grace period (7 days),
+    and a new rotation is refused until it ends. The sandbox's tokens are the demo's own, so finish it now."""
+    from sandbox import manager
+
+    pending = manager.rotation_in_grace(settings)
+    if not pending:
+        return
+    outcome = trigger_and_wait(catalog["secret-rotation"].full_name, {"action": "finish", "force_finish": True},
+                               timeout=600)
+    typer.echo(f"an earlier round's rotation of {', '.join(pending)} (the sandbox's) finished first: {outcome.state}")
 
 
 def run_demo_round(catalog: dict) -> dict[str, "RunOutcome"]:

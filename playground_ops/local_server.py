@@ -1,4 +1,5 @@
-"""A local Prefect server (SQLite) for the demo and the tests, started in the background when none is named."""
+"""A local Prefect server for the demo, the benchmarks and the tests, started in the background when none is named:
+on PostgreSQL (a database of a private cluster already there), as Prefect advises for production, or SQLite."""
 
 from __future__ import annotations
 
@@ -18,16 +19,20 @@ def api_healthy(api_url: str) -> bool:
         return False
 
 
-def fresh_prefect_database(admin_url: str, name: str) -> str:
-    """An empty database `name` on the server of admin_url (a libpq URL), dropped first if there; returns its URL
-    for a Prefect server (postgresql+asyncpg://...). name is this project's own, never a user's."""
+def fresh_prefect_database(admin_url: str, name: str, keep: bool = False) -> str:
+    """A database `name` for a Prefect server on the server of admin_url (a libpq URL): empty (dropped first if
+    there), or with keep=True the one there is (created if missing); returns its URL for a Prefect server
+    (postgresql+asyncpg://...). name is this project's own, never a user's."""
     from urllib.parse import urlsplit
 
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        if exists and not keep:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not keep:
+            conn.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+asyncpg://{urlsplit(admin_url).netloc}/{name}"
 
 

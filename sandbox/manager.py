@@ -108,6 +108,12 @@ def platform_state(settings: Settings) -> dict:
     return state
 
 
+def rotation_in_grace(settings: Settings) -> list[str]:
+    """The sandbox backend's secrets still in a rotation's grace period (their <NAME>_PREVIOUS is set)."""
+    env = platform_state(settings)["env_vars"]
+    return sorted(name.removesuffix("_PREVIOUS") for name in env if name.endswith("_PREVIOUS"))
+
+
 def save_platform_state(settings: Settings, state: dict) -> None:
     path = state_dir(settings) / "render.json"
     tmp = path.with_suffix(".tmp")
