@@ -439,3 +439,49 @@ def test_restore_of_a_backup_that_is_not_there_fails_with_a_stored_report(local_
         assert "nothing to restore: no-such-backup: no manifest" in str(raised.value)
     else:
         assert "backup_id: expected a key of the form <target>-<UTC time>-<run id>" in str(raised.value)
+
+
+def test_cancelling_a_restore_that_waits_for_approval_ends_it_cancelled_without_a_failure_notice(served, ops, receiver):
+    """The operator's Cancel in the UI, on a served run paused for approval: Cancelled, never TimedOut, and no
+    [FAILED] notification; the database is untouched."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelling
+
+    from flows.backup_database import backup_database
+
+    backup_database(verify=True)  # into the default store, the served process's too
+    with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS reporting_cancel WITH (FORCE)")
+        conn.execute("CREATE DATABASE reporting_cancel")
+    run = run_deployment("restore-database/restore-database", timeout=0,
+                         parameters={"database": "reporting_cancel", "overwrite": True})
+    with get_client(sync_client=True) as client:
+        assert wait_for_state(client, run.id, lambda s: s.is_paused()).is_paused()
+        client.set_flow_run_state(run.id, Cancelling(message="cancelled by an operator"), force=True)
+        final = wait_for_state(client, run.id, lambda s: s.is_final())
+    assert final.type.value == "CANCELLED", (final.name, final.message)
+    assert failure_notices(receiver, str(run.id), within=20) == []
+    with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'reporting_cancel'").fetchone()
+        assert not conn.execute("SELECT 1 FROM pg_database WHERE datname LIKE 'reporting_cancel_replaced_%'").fetchone()
+        conn.execute("DROP DATABASE reporting_cancel WITH (FORCE)")
+
+
+def wait_for_state(client, flow_run_id, condition, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.read_flow_run(flow_run_id).state
+        if (state is not None and condition(state)) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
+
+
+def failure_notices(receiver, flow_run_id: str, within: float) -> list[dict]:
+    """The [FAILED] notifications about one run, polled for `within` seconds (the automation answers in seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [n for n in receiver.matching(flow_run_id) if "[FAILED]" in json.dumps(n)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
