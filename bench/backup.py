@@ -147,7 +147,7 @@ def main() -> None:
     PG = bench_server()
     # Prefect's server on PostgreSQL, as Prefect advises for production: on SQLite, writes that meet (the runner's
     # events beside a run's own calls) are answered 503 "database is locked" and the client retries seconds later
-    server = ensure_prefect(home, on_postgres=None if args.prefect_sqlite else PG)
+    server = ensure_prefect(home, on_postgres=PG, sqlite=args.prefect_sqlite)
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port := free_port())],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"

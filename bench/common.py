@@ -37,17 +37,19 @@ def _stop_drill_clusters() -> None:
         cluster.stop()
 
 
-def ensure_prefect(home: Path, on_postgres: str | None = None):
+def ensure_prefect(home: Path, on_postgres: str | None = "bench", sqlite: bool = False):
     """Use PREFECT_API_URL if it names a server, else start one for the benchmark; returns the process started.
-    on_postgres: the base URL of a PostgreSQL server (bench_server()) to keep the Prefect server's database on, in a
-    fresh database of its own, as Prefect advises for production; else SQLite under home."""
+    Its database is on PostgreSQL, a fresh one of its own on on_postgres (a server's base URL; by default the
+    benchmarks' own, bench_server()), as Prefect advises for production; sqlite=True puts it on SQLite under home."""
+    if on_postgres == "bench" and not sqlite:
+        on_postgres = bench_server()
     from playground_ops.local_server import fresh_prefect_database, start_server
 
     if os.environ.get("PREFECT_API_URL"):
         return None
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     database_url = None
-    if on_postgres:
+    if on_postgres and not sqlite:
         database_url = fresh_prefect_database(f"{on_postgres}/postgres", f"prefect_{home.name.replace('-', '_').lower()}")
     api_url, process = start_server(home / "prefect", port=free_port(), ui=False, database_url=database_url)
     os.environ["PREFECT_API_URL"] = api_url

@@ -144,7 +144,10 @@ NULL_MARK = 0x3C6EF372FE94F82B  # a column's hash when it is NULL (plus its posi
 PORTABLE_HASHES = {"smallint": "hashint2extended", "integer": "hashint4extended", "bigint": "hashint8extended",
                    "oid": "hashoidextended", "text": "hashtextextended", "character varying": "hashtextextended",
                    "uuid": "uuid_hash_extended", "timestamp without time zone": "timestamp_hash_extended",
-                   "timestamp with time zone": "timestamp_hash_extended"}
+                   "timestamp with time zone": "timestamp_hash_extended", "inet": "hashinetextended",
+                   "double precision": "hashfloat8extended", "real": "hashfloat4extended",
+                   "numeric": "hash_numeric_extended", "jsonb": "jsonb_hash_extended",
+                   "interval": "interval_hash_extended", "time without time zone": "time_hash_extended"}
 PORTABLE_COLUMNS = """
 SELECT a.attname, format_type(coalesce(nullif(t.typbasetype, 0), t.oid), NULL)
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid

@@ -199,3 +199,22 @@ def test_the_readmes_manual_restore_onto_the_origin_server(origin, backup15, pg1
     done = subprocess.run(["bash", "-o", "pipefail", "-c", script], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     same_objects(target, source)
+
+
+def test_content_hashes_of_every_kind_of_column_agree_between_15_and_18(pg15, ops):
+    """The figures a backup records on one major are recomputed by the check on another: equal for the same rows."""
+    from tasks.database.postgres import HASH_SESSION, content_hash
+    from tests.test_content_hash import SCHEMA as EVERY_KIND
+
+    found = []
+    for admin in (pg15, ops.sandbox_admin_url):
+        url = fresh(admin, "ops_every_kind")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ops_every_kind")
+        subprocess.run([psql_program(), url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", EVERY_KIND], check=True,
+                       capture_output=True)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(HASH_SESSION)
+            found.append(content_hash(conn, "public.everything"))
+        fresh(admin, "ops_every_kind")
+    assert found[0] == found[1] and found[0][0] == 501 and found[0][2] == "portable_column_hashes"
