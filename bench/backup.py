@@ -122,6 +122,43 @@ def paired_row(name: str, measured: list[float], baselines: list[float], baselin
                baseline_name)
 
 
+def drill_row(env: dict, endpoint: str, backup_id: str, repeat: int) -> str:
+    """The full restore drill (verify-backup mode=full) against a bare restore of the same archive into the same
+    server (its private drill cluster) plus the smoke counts, pairs back to back."""
+    import boto3
+
+    from playground_ops.settings import load_settings
+
+    drill_server = load_settings().drill_cluster().ensure().rsplit("/", 1)[0]
+
+    def drill() -> float:
+        out = subprocess.run([sys.executable, "-c", "import time; from flows.verify_backup import verify_backup; "
+                              f"t=time.perf_counter(); r=verify_backup(backup_id={backup_id!r}, mode='full', "
+                              "apply_retention=False); print(time.perf_counter()-t, r.status.value)"], env=env,
+                             cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-3000:])
+        seconds, status = out.stdout.strip().splitlines()[-1].split()
+        print(f"  drill: {status}", file=sys.stderr)
+        return float(seconds)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        key = f"playground/bench/{backup_id}/archive.pgdump.zst"
+        boto3.client("s3", endpoint_url=endpoint).download_file("bench-backups", key, f"{tmp}/a.zst")
+        drop = f"{tool('psql')} {drill_server}/postgres -tAc 'DROP DATABASE IF EXISTS bench_bare_restore'"
+
+        def bare() -> float:
+            timed(f"{drop} && {tool('psql')} {drill_server}/postgres -tAc 'CREATE DATABASE bench_bare_restore'")
+            seconds = timed(f"zstd -dc {tmp}/a.zst | {tool('pg_restore')} --no-owner -d {drill_server}/bench_bare_restore"
+                            f" && {tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM users' && "
+                            f"{tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM requests'")
+            timed(drop)
+            return seconds
+
+        bares, drills = paired(repeat, bare, drill)
+    return paired_row("verify-backup full drill vs zstd -dc | pg_restore + counts, same server", drills, bares, "bare")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=10_000_000)
@@ -135,6 +172,8 @@ def main() -> None:
                         help="run the benchmark's Prefect server on SQLite (the demo's) rather than PostgreSQL")
     parser.add_argument("--database", default="playground_bench_2g",
                         help="the bench database to seed with --requests and back up (a small one shows fixed costs)")
+    parser.add_argument("--drill-only", action="store_true",
+                        help="only the full restore drill against a bare zstd -dc | pg_restore, --repeat pairs")
     parser.add_argument("--overhead-only", action="store_true",
                         help="only backup-database against the bare same-work pipeline, --repeat pairs")
     args = parser.parse_args()
@@ -170,6 +209,9 @@ def main() -> None:
             size = psql(db, "SELECT pg_size_pretty(pg_database_size(current_database()))")
             env = {**os.environ, "TARGET_NAME": "bench", "HEALTH_URL": "http://127.0.0.1:1/health",
                    "DATABASE_URL": f"{PG}/{db}", "REDIS_URL": "redis://127.0.0.1:6379/12"}
+            if args.drill_only:
+                lines.append(drill_row(env, endpoint, run_backup(env)["backup_id"], args.repeat))
+                continue
             if args.overhead_only:
                 bare_same, ours_again = paired(args.repeat, lambda: bare_pipeline(db, endpoint, True),
                                                lambda: run_backup(env, show_steps=True)["seconds"])
@@ -204,27 +246,7 @@ def main() -> None:
                                         "content-hash query)", ours_again, bare_same, "bare same-work"))
             if args.no_drill:
                 continue
-            # the restore drill against a bare restore of the same archive plus the count checks
-            drill_env = {**env}
-            from playground_ops.settings import load_settings
-
-            # the drill restores into its private cluster: started beforehand, and the bare restore goes there too
-            drill_server = load_settings().drill_cluster().ensure().rsplit("/", 1)[0]
-            drill = subprocess.run([sys.executable, "-c", "import time; from flows.verify_backup import verify_backup; "
-                                    "t=time.perf_counter(); r=verify_backup(mode='full', apply_retention=False); "
-                                    "print(time.perf_counter()-t, r.status.value)"], env=drill_env, cwd=ROOT,
-                                   capture_output=True, text=True)
-            drill_s = float(drill.stdout.strip().splitlines()[-1].split()[0])
-            key = f"playground/bench/{ours['backup_id']}/archive.pgdump.zst"
-            with tempfile.TemporaryDirectory() as tmp:
-                boto3.client("s3", endpoint_url=endpoint).download_file("bench-backups", key, f"{tmp}/a.zst")
-                drop = f"{tool('psql')} {drill_server}/postgres -tAc 'DROP DATABASE IF EXISTS bench_bare_restore'"
-                timed(f"{drop} && {tool('psql')} {drill_server}/postgres -tAc 'CREATE DATABASE bench_bare_restore'")
-                bare = timed(f"zstd -dc {tmp}/a.zst | {tool('pg_restore')} --no-owner -d {drill_server}/bench_bare_restore && "
-                             f"{tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM users' && "
-                             f"{tool('psql')} {drill_server}/bench_bare_restore -tAc 'SELECT count(*) FROM requests'")
-                timed(drop)
-            lines.append(row("verify-backup full drill vs zstd -dc | pg_restore + counts", drill_s, bare, "s", "bare"))
+            lines.append(drill_row(env, endpoint, ours["backup_id"], args.repeat))
     finally:
         moto.terminate()
         if server is not None:
