@@ -8,6 +8,7 @@ pg_restore 18 opens every session with a setting 15 does not have (transaction_t
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,8 @@ import pytest
 
 from sandbox import manager
 from tests.conftest import SESSION_DIR, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 from tests.flows.test_backup_schemas import PROBES, SCHEMA, psql
 
 # column options of PostgreSQL's own, and a storage setting, beside the ones the server adds
@@ -184,6 +187,19 @@ def test_a_backup_written_by_pg_dump_18_restores_onto_15_with_each_left_out_stat
     same_objects(restored, source)
     drill = verify_backup(target="odd15", backup_id=backup_id, mode="full", apply_retention=False)
     assert drill.status.value == "ok" and "PostgreSQL 15." in drill.figures["restored_on"], drill.summary
+    # and by hand, as the README says for an archive a newer pg_dump wrote
+    _, home, _ = origin
+    target = fresh(pg15, "ops_odd_by_hand18")
+    env = {"PATH": "/usr/bin:/bin", "ARCHIVE": str(home / "backups" / "odd15" / backup_id / "archive.pgdump.zst"),
+           "NEWDB": "ops_odd_by_hand18", "PGHOST": "127.0.0.1", "PGPORT": pg15.split(":")[-1].split("/")[0],
+           "PGUSER": "postgres", "PG18": str(wheel_bindir()), "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    script = ('createdb "$NEWDB" && zstd -dc "$ARCHIVE" | "$PG18/pg_restore" --no-owner -f - '
+              '| "$PYTHON" -m tasks.backup.restore_script --server-major 15 '
+              '| "$PG18/psql" -X -q -v ON_ERROR_STOP=1 -d "$NEWDB"')
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "SET transaction_timeout left out 1 time(s)" in done.stderr
+    same_objects(target, source)
 
 
 def test_the_readmes_manual_restore_onto_the_origin_server(origin, backup15, pg15):
