@@ -53,14 +53,20 @@ os.environ.update(ENV)
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """A real `prefect server start` (SQLite) for the whole session."""
-    from playground_ops.local_server import start_server
+    """A real `prefect server start` for the whole session, its database on PostgreSQL (a private cluster of its own,
+    which no sandbox test stops), as Prefect advises for production and as the demo and the benchmarks run it."""
+    from playground_ops.local_server import fresh_prefect_database, start_server
+    from tasks.backup.private_cluster import Cluster
 
-    api_url, process = start_server(SESSION_DIR / "prefect", port=PREFECT_PORT, ui=True)  # the UI test looks at it
+    cluster = Cluster(SESSION_DIR / "prefect-postgres", free_port(), port_setting="the tests' Prefect database port")
+    database = fresh_prefect_database(cluster.ensure(), "prefect")
+    # the UI test looks at the UI
+    api_url, process = start_server(SESSION_DIR / "prefect", port=PREFECT_PORT, ui=True, database_url=database)
     yield api_url
     if process is not None:
         process.terminate()
         process.wait(timeout=30)
+    cluster.remove()
 
 
 @pytest.fixture(scope="session")

@@ -43,4 +43,13 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     assert git("log", "-1", "--format=%s", update["head"], cwd=bare).startswith("chore: update dependencies ")
     # the demo stopped the sandbox's own PostgreSQL it had started
     assert not (SESSION_DIR / "demo-ops" / "sandbox" / "postgres" / "pgdata" / "postmaster.pid").exists()
+    # and it runs again on the same machine: the first round's rotation (in its grace period) is finished first, the
+    # scratch database it restored into is replaced, every runbook runs once more
+    again = cli("demo", "--once", "--port", str(free_port()), env=env, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "an earlier round's rotation of JWT_REFRESH_SECRET, JWT_SECRET (the sandbox's) finished first" in again.stdout
+    for name in set(load_catalog()) - set(NOT_IN_DEMO):
+        assert any(f"| {name} | {state} |" in again.stdout for state in ("Completed", "Warning", "Critical")), \
+            (name, again.stdout[-4000:])
+    assert not (SESSION_DIR / "demo-ops" / "sandbox" / "postgres" / "pgdata" / "postmaster.pid").exists()
     assert cli("sandbox", "down", "--purge", env=env).returncode == 0
