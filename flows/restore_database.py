@@ -11,7 +11,7 @@ from pydantic import Field
 from playground_ops.errors import Checked
 from playground_ops.runbook import FindingsFailRun, runbook
 from tasks.backup.policy import check_backup_id, check_database_name, plan_restore, rung_rows
-from tasks.backup.pipeline import (check_tables, create_scratch_database, drop_scratch_database, find_backup,
+from tasks.backup.pipeline import (create_scratch_database, drop_scratch_database, find_backup,
                                    inspect_database, restore_archive, swap_in_restored_database)
 from tasks.reporting.notify import wait_for_approval
 from tasks.reporting.publish import publish
@@ -68,9 +68,7 @@ def restore_database(target: str | None = None, backup_id: Annotated[str | None,
             return publish(report)
 
     staging = create_scratch_database(t.database_url, run_id, purpose="restore")
-    rungs = restore_archive(settings, t.database_url, manifest, staging, jobs)
-    if all(r.ok for r in rungs):
-        rungs.append(check_tables(t.database_url, manifest, staging))
+    rungs = restore_archive(settings, t.database_url, manifest, staging, jobs, check_data=True)
     report.tables["rungs"] = rung_rows(rungs, "full")
     if not all(r.ok for r in rungs):
         drop_scratch_database(t.database_url, staging, run_id)

@@ -10,7 +10,7 @@ from flows.expire_backups import expire_backups
 from playground_ops.errors import Checked
 from playground_ops.runbook import FindingsFailRun, runbook
 from tasks.backup.policy import check_backup_id, major_version, rung_rows
-from tasks.backup.pipeline import (check_archive, check_tables, create_scratch_database, drop_scratch_database, prepare_drill_server,
+from tasks.backup.pipeline import (check_archive, create_scratch_database, drop_scratch_database, prepare_drill_server,
                            find_backup, record_verification, restore_archive, run_amcheck, run_smoke_queries,
                            write_manifest)
 from tasks.reporting.publish import publish
@@ -50,11 +50,10 @@ def verify_backup(target: str | None = None, backup_id: Annotated[str | None, Ch
         drill = prepare_drill_server(t, settings, major_version(manifest.server_version))
         server = drill.url
         scratch = create_scratch_database(server, run_id)
-        try:
-            rungs += restore_archive(settings, server, manifest, scratch, jobs)
-            if all(r.ok for r in rungs):  # two read-only checks of the restored database, side by side
-                checks = [check_tables.submit(server, manifest, scratch), run_amcheck.submit(server, scratch)]
-                rungs += [check.result() for check in checks]
+        try:  # every table's count and hash are checked as soon as the data is in, beside the index builds
+            rungs += restore_archive(settings, server, manifest, scratch, jobs, check_data=True)
+            if all(r.ok for r in rungs):
+                rungs.append(run_amcheck(server, scratch))
             if all(r.ok for r in rungs):
                 rungs.append(run_smoke_queries(server, scratch, t.app_schema.smoke_queries()))
         finally:

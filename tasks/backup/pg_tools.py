@@ -162,13 +162,18 @@ def libpq_env(url: SecretStr | str, database: str | None = None) -> dict[str, st
 
 
 class _Stderr(threading.Thread):
-    def __init__(self, stream):
+    """A program's stderr, read as it comes; `watch` sees each line first and returns True for progress lines
+    (--verbose) that are not kept, so an error message is the program's errors alone."""
+
+    def __init__(self, stream, watch=None):
         super().__init__(daemon=True)
-        self.stream, self.lines = stream, []
+        self.stream, self.lines, self.watch = stream, [], watch
 
     def run(self) -> None:
         for line in iter(self.stream.readline, b""):
-            self.lines.append(line.decode("utf-8", "replace"))
+            text = line.decode("utf-8", "replace")
+            if self.watch is None or not self.watch(text):
+                self.lines.append(text)
 
     @property
     def text(self) -> str:
@@ -228,13 +233,13 @@ class DumpStream:
 
 
 def feed_program(args: list[str], env: dict[str, str], chunks: Iterable[bytes], name: str,
-                 timeout: float | None = None) -> str:
+                 timeout: float | None = None, watch=None) -> str:
     """Run a program with the chunks as its standard input; its stdout is discarded. Returns stderr, raises on failure.
 
     If the chunks raise (a checksum failed upstream), the program is stopped and the chunks' error propagates.
     """
     process = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = _Stderr(process.stderr)
+    stderr = _Stderr(process.stderr, watch)
     stderr.start()
     try:
         try:
@@ -279,15 +284,38 @@ class RestoreOutcome:
         return text + ("; " + "; ".join(self.left_out) if self.left_out else "; nothing left out")
 
 
+# Post-data entries, as pg_restore --verbose names them ("creating INDEX ..."): once the first comes, every table's
+# data is restored and committed (a serial restore follows the archive's order: pre-data, data, post-data).
+POST_DATA = re.compile(r"^pg_restore: creating (INDEX|CONSTRAINT|FK CONSTRAINT|TRIGGER|RULE|POLICY|INDEX ATTACH|"
+                       r"MATERIALIZED VIEW DATA|EVENT TRIGGER|STATISTICS DATA) ")
+
+
+def _watch_for_post_data(on_data_restored) -> object:
+    said = threading.Event()
+
+    def watch(line: str) -> bool:
+        if not line.startswith("pg_restore: ") or line.startswith(("pg_restore: error", "pg_restore: warning",
+                                                                   "pg_restore: detail", "pg_restore: hint")):
+            return False
+        if not said.is_set() and POST_DATA.match(line):
+            said.set()
+            on_data_restored()
+        return True  # a progress line of --verbose
+
+    return watch
+
+
 def restore(url: SecretStr | str, database: str, chunks: Iterable[bytes], server: tuple[int, str], jobs: int = 1,
-            scratch: Path | None = None) -> RestoreOutcome:
+            scratch: Path | None = None, on_data_restored=None) -> RestoreOutcome:
     """pg_restore a custom archive from a stream into an existing, empty database; any error fails it.
 
     The pg_restore is the server's own major's when it reads the archive (else the newest). The archive's table of
     contents, which comes first, says whether the server can take every statement as written: a pg_restore newer than
     the server, or column options the server refuses (asked of the server itself), send the restore through pg_restore's
     SQL script with exactly those statements left out, into psql with ON_ERROR_STOP; else pg_restore restores directly
-    (with jobs > 1, in parallel from a scratch file under `scratch`)."""
+    (with jobs > 1, in parallel from a scratch file under `scratch`). on_data_restored is called, in a serial direct
+    restore, as soon as every table's data is in (the indexes still to build), so checks of the data can run beside
+    the index builds."""
     from tasks.backup.archive_reader import ArchiveReader
     from tasks.backup.restore_script import ScriptFilter, column_options, settings_unknown_to
 
@@ -310,6 +338,8 @@ def restore(url: SecretStr | str, database: str, chunks: Iterable[bytes], server
         args = [tools.program("pg_restore"), "--exit-on-error", *common, f"--dbname={database}"]
         if jobs > 1:
             _restore_file(args + [f"--jobs={jobs}"], env, whole, scratch)
+        elif on_data_restored is not None:
+            feed_program(args + ["--verbose"], env, whole, "pg_restore", watch=_watch_for_post_data(on_data_restored))
         else:
             feed_program(args, env, whole, "pg_restore")
         return RestoreOutcome(tools.version, server_version, False, [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -368,26 +369,55 @@ class DrillServer(BaseModel):
 
 
 @task(**retrying(retries=0, timeout_seconds=None))
-def restore_archive(settings: Settings, server: SecretStr, manifest: BackupManifest, database: str, jobs: int = 1
-                    ) -> list[Rung]:
+def restore_archive(settings: Settings, server: SecretStr, manifest: BackupManifest, database: str, jobs: int = 1,
+                    check_data: bool = False) -> list[Rung]:
     """Rungs 2-5: stream the archive (checked as it goes) into pg_restore --exit-on-error, with the server's own
-    major's pg_restore where it reads the archive; what that server cannot take is left out and named (pg_tools)."""
+    major's pg_restore where it reads the archive; what that server cannot take is left out and named (pg_tools).
+    check_data: the table-checks rung too, begun as soon as every table's data is in, beside the index builds."""
     from tasks.backup.archive_reader import ArchiveFormatError
 
     store = backup_store(settings)
     stored, raw = _archive_stream(store, manifest, encryption_key(manifest.encryption_key))
     server_version = postgres.server_major(server)
+    early = _EarlyCheck(server, manifest, database) if check_data else None
     t0 = time.perf_counter()
     error = outcome = None
     try:
-        outcome = pg_tools.restore(server, database, raw, server_version, jobs)
+        outcome = pg_tools.restore(server, database, raw, server_version, jobs,
+                                   on_data_restored=early.start if early else None)
     except (IntegrityError, pg_tools.PgToolFailed, ArchiveFormatError) as exc:
         error = exc
     _drain(stored, raw)
     rungs = _judge(manifest, stored, raw, error, round(time.perf_counter() - t0, 3), ["archive-read", "restore"])
     if outcome is not None and rungs[-1].name == "restore" and rungs[-1].ok:
         rungs[-1].detail = f"pg_restore --exit-on-error completed: {outcome.describe()}"[:1500]
+        if early is not None:  # a restore by script, or in parallel, says nothing of its progress: checked after
+            rungs.append(early.result() if early.started else check_tables.fn(server, manifest, database))
+    elif early is not None and early.started:
+        early.result()  # the restore failed: its checks' verdict does not count
     return rungs
+
+
+class _EarlyCheck:
+    """check_tables in a thread of its own, started when pg_restore says the data is in."""
+
+    def __init__(self, server: SecretStr, manifest: BackupManifest, database: str):
+        self.args, self.started, self.rung = (server, manifest, database), False, None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.started = True
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.rung = check_tables.fn(*self.args)
+        except Exception as exc:  # the check could not run: this rung's failure, named
+            self.rung = Rung(name="table-checks", ok=False, detail=f"{type(exc).__name__}: {exc}"[:1500])
+
+    def result(self) -> Rung:
+        self.thread.join()
+        return self.rung
 
 
 @task(**retrying(retries=1, timeout_seconds=None))
