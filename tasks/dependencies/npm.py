@@ -27,6 +27,12 @@ class CommandResult:
         return self.returncode == 0
 
 
+# Installs of versions already chosen (the lock's, or those `npm outdated` just read fresh from the registry) take
+# the metadata npm cached without asking the registry again; a package not in the cache is still fetched. What is
+# outdated, and what an audit resolves, is always asked of the registry.
+PREFER_CACHE = ("--prefer-offline",)
+
+
 def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> CommandResult:
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                             env={**os.environ, **env} if env else None)
@@ -36,7 +42,7 @@ def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None 
 
 def install(project: Path, timeout: float = 600) -> CommandResult:
     """`npm install`; a registry that cannot be reached is transient (retried), anything else is reported."""
-    result = _run(["npm", "install", "--no-audit", "--no-fund"], project, timeout)
+    result = _run(["npm", "install", "--no-audit", "--no-fund", *PREFER_CACHE], project, timeout)
     if not result.ok and any(e in result.output for e in NETWORK_ERRORS):
         raise TransientError(f"npm install in {project.name}: the registry could not be reached")
     return result
@@ -70,7 +76,7 @@ def apply_updates(project: Path, updates: list[Outdated], widen_peers: bool = Fa
         if widen_peers and isinstance(peers.get(u.package), str):
             changes.setdefault("peerDependencies", {})[u.package] = widen_peer_range(peers[u.package], u.wanted)
     manifest.write_text(rewrite_package_json(original, changes))
-    settled = _run(["npm", "install", "--no-audit", "--no-fund"], project, timeout)
+    settled = _run(["npm", "install", "--no-audit", "--no-fund", *PREFER_CACHE], project, timeout)
     command = f"{exact.command} && npm install (package.json ranges as written)"
     if not settled.ok:
         return CommandResult(command, settled.returncode, settled.output)
@@ -140,7 +146,8 @@ def audit_fix(project: Path, registry: str | None = None, timeout: float = 600) 
 
 def install_exact(project: Path, versions: list[tuple[str, str]], timeout: float = 600) -> CommandResult:
     """Install exact versions of named packages (package.json pins them)."""
-    return _run(["npm", "install", "--no-audit", "--no-fund", "--save-exact", *(f"{n}@{v}" for n, v in versions)],
+    return _run(["npm", "install", "--no-audit", "--no-fund", *PREFER_CACHE, "--save-exact",
+                 *(f"{n}@{v}" for n, v in versions)],
                 project, timeout)
 
 
