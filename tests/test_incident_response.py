@@ -76,3 +76,14 @@ def test_the_deploy_to_roll_back_to_is_the_one_before_the_live_one_or_a_named_ea
         rollback_choice(deploys, "d0")
     with pytest.raises(ValueError, match="the service has only one"):
         rollback_choice(deploys[:2], None)
+
+
+def test_a_busy_hour_before_the_incident_never_pushes_its_own_events_out_of_the_draft():
+    """More timeline rows than the draft shows: the newest (the incident's own) are kept, the earlier ones counted."""
+    steps = [{"at": "2026-11-30T10:06:00+00:00", "kind": "opened", "severity": "sev1", "summary": "API down"}]
+    busy = [{"at": f"2026-11-30T09:{m // 10:02d}:{m % 10}0+00:00", "source": "runbook", "what": f"earlier run {m}"}
+            for m in range(250)]
+    fired = {"at": "2026-11-30T10:05:00+00:00", "source": "alert", "what": "HealthCheckFailing (critical) fired"}
+    draft = post_mortem("INC-20261130-2", steps, {}, busy + [fired], [])
+    assert "HealthCheckFailing (critical) fired" in draft
+    assert "_51 earlier rows in the stored report_" in draft and "earlier run 50 " not in draft

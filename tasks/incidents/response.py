@@ -107,6 +107,16 @@ def alert_transitions(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return entries
 
 
+TIMELINE_ROWS = 200  # in the draft; the stored report keeps them all
+
+
+def _newest(timeline: list[dict[str, Any]], rows: int) -> list[str]:
+    """The timeline's newest rows, those nearest the incident (a busy hour before it can hold more than fit)."""
+    earlier = len(timeline) - rows
+    shown = markdown_table(timeline[-rows:], limit=rows)
+    return [f"_{earlier} earlier rows in the stored report_", "", shown] if earlier > 0 else [shown]
+
+
 def post_mortem(incident: str, steps: list[dict[str, Any]], impact: dict[str, Any], timeline: list[dict[str, Any]],
                 actions: list[dict[str, Any]]) -> str:
     """The post-mortem draft: summary, impact, timeline, actions taken, what to follow up."""
@@ -121,7 +131,7 @@ def post_mortem(incident: str, steps: list[dict[str, Any]], impact: dict[str, An
         f"{resolved['at'] if resolved else 'not yet'}", "",
         "## Summary", "", opened.get("summary") or "(to be written)", "",
         "## Impact", "", impact_summary(impact), "",
-        "## Timeline", "", markdown_table(timeline, limit=200), "",
+        "## Timeline", "", *_newest(timeline, TIMELINE_ROWS), "",
         "## Actions taken", "", markdown_table(actions, limit=50), "",
         "## Follow-up", "", *[f"- [ ] {item}" for item in follow], ""])
 
