@@ -163,8 +163,8 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook))
     if target is not None:
         parameters["target"] = target
-    _say_whose_settings_the_run_reads()
     outcome = trigger_and_wait(spec.full_name, parameters, timeout)
+    _say_whose_settings_the_run_reads()  # once a run exists: an error before it stays one line
     typer.echo(f"{runbook} on {target or default}: {outcome.state}" + (f": {outcome.message}" if outcome.message else ""))
     if not outcome.final:
         typer.echo(f"still running after {timeout:g} s: the run goes on; watch it at {outcome.link}")
