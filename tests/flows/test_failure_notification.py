@@ -46,8 +46,8 @@ def test_run_command_triggers_waits_and_prints_state_and_report(served):
     assert "health-check on sandbox: Completed" in result.stdout
     assert "report: file://" in result.stdout
     # this shell's target settings are not the run's: the serving process reads its own, and the command says so
-    assert "note: the run reads DATABASE_URL, REDIS_URL, HEALTH_URL in the process that serves its deployment" in \
-        result.stderr, result.stderr
+    note = next((line for line in result.stderr.splitlines() if line.startswith("note: the run reads ")), "")
+    assert "DATABASE_URL" in note and "in the process that serves its deployment" in note, result.stderr
 
 
 def test_a_runbook_run_outside_any_deployment_is_notified_too(ops, receiver):
