@@ -12,6 +12,7 @@ from tests.conftest import SESSION_DIR, cli, free_port
 
 
 @pytest.mark.network  # the dependency runbooks install from the public registries
+@pytest.mark.timeout(1800)  # two demos, each up to the 900 s its command is given
 def test_demo_once_runs_every_runbook_and_exits_0():
     from deployments.catalog import load_catalog
 
