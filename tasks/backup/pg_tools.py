@@ -111,7 +111,7 @@ def reads_archive(pg_restore_major: int, archive_version: str | None) -> bool:
 
 def restore_tools(server_major: int, archive_version: str | None) -> Tools:
     """The pg_restore for an archive and a server: the server's own major's when it can read the archive, else the
-    newest (which may be newer than the server: restore_adapted then leaves out what the server cannot take)."""
+    newest (which may be newer than the server: restore() then leaves out what the server cannot take)."""
     readers = [t for t in installed_tools() if reads_archive(t.major, archive_version)]
     if not readers:
         raise FileNotFoundError(f"no pg_restore here reads archive format {archive_version} (install newer "
