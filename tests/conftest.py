@@ -18,10 +18,26 @@ from pathlib import Path
 import pytest
 
 
+# pytest-xdist runs the suite in several workers side by side, each a whole session of its own (its own Prefect
+# server, sandbox, clusters and receiver). What they would share is kept apart: each worker has its own Redis
+# database and its own range of ports, below the kernel's ephemeral range (32768 and up), so that no port one worker
+# chose can be handed to another, or to an outgoing connection, before its server binds it.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+REDIS_DBS = (14, 11, 10, 9, 8, 7)  # 13 is the demo test's, 12 the benchmarks', 3 the bystander of test_sandbox
+REDIS_DB = int(os.environ["OPS_TEST_REDIS_DB"]) if os.environ.get("OPS_TEST_REDIS_DB") else REDIS_DBS[WORKER]
+_PORTS = iter(range(20000 + 600 * REDIS_DB, 20000 + 600 * (REDIS_DB + 1)))  # a suite beside this one: another db
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of this worker's range that nothing holds now; never the same one twice in a session."""
+    for port in _PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port left in the range of the suite on Redis database {REDIS_DB}")
 
 
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="playground-ops-tests-"))
@@ -36,7 +52,7 @@ ENV = {
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
     "OPS_HOME": str(SESSION_DIR / "ops"),
     "OPS_SANDBOX_DATABASE": "playground_sandbox_test",
-    "OPS_SANDBOX_REDIS_DB": os.environ.get("OPS_TEST_REDIS_DB", "14"),  # another db for a second suite beside this one
+    "OPS_SANDBOX_REDIS_DB": str(REDIS_DB),
     "OPS_SANDBOX_PORT": str(free_port()),
     "OPS_SANDBOX_STANDINS_PORT": str(free_port()),
     "OPS_SANDBOX_PG_PORT": str(free_port()),
