@@ -191,8 +191,32 @@ def backend_down(settings, quiet_seconds: float = 3.0, timeout: float = 90.0) ->
     raise AssertionError("the sandbox's backend kept being started again")
 
 
+# What in-process runs cannot honour: Prefect reads its own settings once per process, and these commands start
+# servers or processes of their own and change the environment they run in.
+PROCESS_ONLY_COMMANDS = {"demo", "serve", "worker"}
+
+
 def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the `playground-ops` command as an operator would."""
+    """Run the `playground-ops` command as an operator would, and answer as a finished process does (returncode,
+    stdout, stderr). In this process through Typer's CliRunner (no interpreter and Prefect import per call), with the
+    environment given for this call only; in a process of its own when the command or a PREFECT_* setting needs one."""
+    if args[0] in PROCESS_ONLY_COMMANDS or any(name.startswith("PREFECT_") for name in env or {}):
+        return cli_process(*args, env=env, timeout=timeout)
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from playground_ops.cli import app
+
+    result = CliRunner().invoke(app, list(args), env={k: v for k, v in (env or {}).items()}, catch_exceptions=True)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))  # what the process would have printed
+    return subprocess.CompletedProcess(["playground-ops", *args], result.exit_code, result.stdout, stderr)
+
+
+def cli_process(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The installed command in a process of its own, exactly as an operator's shell runs it."""
     return subprocess.run([sys.executable, "-m", "playground_ops.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 

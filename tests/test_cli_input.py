@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import cli
+from tests.conftest import cli, cli_process
 
 SANDBOX_ENV = {"HEALTH_URL": "http://127.0.0.1:1/health", "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/db",
                "REDIS_URL": "redis://127.0.0.1:1/0", "TARGET_NAME": "sandbox"}
@@ -32,6 +32,12 @@ def one_line_error(result) -> str:
 def test_malformed_setting_is_named_with_its_expected_form(env, expected):
     line = one_line_error(cli("run", "health-check", env={**SANDBOX_ENV, **env}))
     assert expected in line
+
+
+def test_the_installed_command_in_its_own_process_answers_bad_input_in_one_line_with_exit_2():
+    """The smoke test of the real process (the others run the same command in this process)."""
+    line = one_line_error(cli_process("run", "health-check", env={**SANDBOX_ENV, "DATABASE_URL": "mysql://x/y"}))
+    assert line == "error: DATABASE_URL: expected postgresql://user:password@host:port/dbname"  # a URL is never echoed
 
 
 def test_missing_setting_is_named():
