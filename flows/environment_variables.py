@@ -7,14 +7,14 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.platform.env_changes import check_env_request, plan_env_change
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, new_fingerprints,
                                             read_env_fingerprints, read_instances, restart_instances, restart_problem,
                                             restore_env,
                                             wait_until_healthy, write_env)
-from tasks.reporting.notify import refused_in_production
+from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.slots import platform_change
@@ -31,7 +31,7 @@ def environment_variables(target: str | None = None, action: Literal["list", "se
                           values: dict[str, str] | None = None, secret_blocks: dict[str, str] | None = None,
                           keys: list[str] | None = None, restart: bool = True,
                           wait_seconds: Annotated[int, Field(ge=10, le=1800)] = 300,
-                          approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+                          approval_timeout_seconds: Annotated[int, Field(ge=1, le=86400), Checked(check_approval_timeout)] = 900,
                           wait_for_other_change_seconds: Annotated[int, Field(ge=0, le=3600)] = 300,
                           dry_run: bool = False) -> Report:
     """List the service's environment variables (names and fingerprints), or set or unset several at once: the

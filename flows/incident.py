@@ -10,13 +10,14 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field, create_model
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import run_link, runbook
 from tasks.incidents.evidence import read_alert_events, read_impact, read_platform_history, read_runbook_runs
 from tasks.incidents.record import open_incident, read_record, record_step
-from tasks.incidents.response import (ACTIONS, alert_transitions, assessment_rows, build_timeline, containment_options,
-                                      impact_summary, post_mortem, runbook_entries)
-from tasks.reporting.notify import send_notification, wait_for_approval
+from tasks.incidents.response import (ACTIONS, alert_transitions, assessment_rows, build_timeline,
+                                      check_recovery_timeout, containment_options, impact_summary, post_mortem,
+                                      runbook_entries)
+from tasks.reporting.notify import check_approval_timeout, send_notification, wait_for_approval
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
@@ -29,8 +30,8 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
              alert: str | None = None, lookback_minutes: Annotated[int, Field(ge=5, le=1440)] = 60,
              green_checks: Annotated[int, Field(ge=1, le=20)] = 3,
              check_interval_seconds: Annotated[int, Field(ge=5, le=3600)] = 300,
-             recovery_timeout_minutes: Annotated[int, Field(ge=1, le=1440)] = 120,
-             approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+             recovery_timeout_minutes: Annotated[float, Field(gt=0, le=1440), Checked(check_recovery_timeout)] = 120,
+             approval_timeout_seconds: Annotated[int, Field(ge=1, le=86400), Checked(check_approval_timeout)] = 900,
              suspected_secret_leak: bool = False) -> Report:
     """Open an incident (INC-YYYYMMDD-N; a second start for the same alert attaches to it), assess it with the health
     check and the four diagnostics at once and the impact from the requests table, offer the containment that fits
@@ -45,8 +46,10 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
         lookback_minutes: How far back the impact and the timeline look.
         green_checks: Consecutive green health checks that mark the incident resolved.
         check_interval_seconds: Time between those health checks.
-        recovery_timeout_minutes: How long to wait for recovery before leaving the incident open.
-        approval_timeout_seconds: How long a containment action waits for an operator; then it is skipped.
+        recovery_timeout_minutes: How long to wait for recovery before leaving the incident open (at least
+            OPS_RECOVERY_MIN_SECONDS, 1 min).
+        approval_timeout_seconds: How long a containment action waits for an operator; then it is skipped (at
+            least OPS_APPROVAL_MIN_SECONDS, 30 s).
         suspected_secret_leak: A secret may have leaked: containment offers a rotation that revokes the old values.
     """
     if alert is not None and not ALERT_NAME.match(alert):
@@ -72,7 +75,7 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
 
     timeline, unread = investigate(t, incident_id, since)
     record_step(t.name, incident_id, "investigated", {"timeline_entries": len(timeline), "unread": unread})
-    greens = wait_for_recovery(t.name, green_checks, check_interval_seconds, recovery_timeout_minutes * 60)
+    greens = wait_for_recovery(t.name, green_checks, check_interval_seconds, round(recovery_timeout_minutes * 60))
     if greens >= green_checks:
         record_step(t.name, incident_id, "resolved", {"green_checks": greens})
         send_notification(f"[RESOLVED {incident_id}] {t.name}: {summary}",
@@ -92,7 +95,7 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
         report.add("warning", f"the timeline lacks {source}: it could not be read ({why})")
     if greens < green_checks:
         report.add("critical", f"{incident_id} is not resolved: the health check was not green {green_checks} times "
-                               f"in a row within {recovery_timeout_minutes} min",
+                               f"in a row within {recovery_timeout_minutes:g} min",
                    next_step="Keep investigating from the timeline; start incident again to attach to it.")
     return publish(report)
 

@@ -9,7 +9,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from pydantic import Field
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.monitoring.run_state import read_run_state, write_run_state
 from tasks.platform.rotation import (failed_checks, finish_after, finish_due, mid_rotation,
@@ -19,7 +19,7 @@ from tasks.platform.secret_steps import (block_name, check_live_tokens, check_to
                                          put_back_previous, remove_previous, schedule_finish, set_pending)
 from tasks.platform.service_actions import (read_env_fingerprints, read_instances, restart_instances,
                                             restart_problem, wait_until_healthy)
-from tasks.reporting.notify import refused_in_production
+from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.slots import platform_change
@@ -39,7 +39,7 @@ def secret_rotation(target: str | None = None, action: Literal["rotate", "finish
                     recent_use_minutes: Annotated[int, Field(ge=1, le=1440)] = 15,
                     wait_seconds: Annotated[int, Field(ge=10, le=1800)] = 300,
                     wait_for_other_change_seconds: Annotated[int, Field(ge=0, le=3600)] = 300,
-                    approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+                    approval_timeout_seconds: Annotated[int, Field(ge=1, le=86400), Checked(check_approval_timeout)] = 900,
                     dry_run: bool = False) -> Report:
     """Rotate the target's declared secrets (default JWT_SECRET and JWT_REFRESH_SECRET) without logging anyone out:
     the current value is kept as <NAME>_PREVIOUS and a new one set, key by key; the service restarts without

@@ -57,6 +57,7 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
             published: list = []
             tokens = (RUN_STARTED.set(datetime.now(timezone.utc)), RUN_REPORTS.set(published))
             try:
+                check_arguments(fn, args, kwargs)
                 return final_state(fn(*args, **kwargs))
             except FindingsFailRun as exc:
                 if not any(r.runbook == name for r in published):  # failing before its report: store one now
@@ -75,6 +76,21 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
         return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]
 
     return decorate
+
+
+def check_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    """The runbook's own checks that need no I/O (`Checked` in a parameter's annotation), on this call's arguments,
+    before its first step: the same rules the CLI applies before a run exists, for runs started from the UI."""
+    from playground_ops.errors import Checked
+
+    signature = inspect.signature(fn)
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    for name, value in bound.arguments.items():
+        annotation = signature.parameters[name].annotation
+        for check in getattr(annotation, "__metadata__", ()):
+            if isinstance(check, Checked) and value is not None:
+                check.check(value)
 
 
 def scheduled_at(interval_s: float = 300) -> datetime:

@@ -408,6 +408,10 @@ class Settings(BaseSettings):
     # a critical alert firing this long opens an incident through the automation setup makes (unset: never)
     incident_after: str | None = Field(None, validation_alias="OPS_INCIDENT_AFTER")
     metrics_url: str | None = Field(None, validation_alias="OPS_METRICS_URL")
+    # the shortest waits a run may be asked for: an operator's approval, and an incident's recovery (production keeps
+    # the defaults; tests and drills may shorten them)
+    approval_min_seconds: int = Field(30, ge=1, le=3600, validation_alias="OPS_APPROVAL_MIN_SECONDS")
+    recovery_min_seconds: int = Field(60, ge=1, le=3600, validation_alias="OPS_RECOVERY_MIN_SECONDS")
 
     # the application's repository, for the dependency runbooks (the single default target's)
     repo_url: str | None = Field(None, validation_alias="OPS_REPO_URL")

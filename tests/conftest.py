@@ -58,6 +58,10 @@ ENV = {
     "OPS_SANDBOX_PG_PORT": str(free_port()),
     "OPS_DRILL_PG_PORT": str(free_port()),
     "OPS_WEBHOOK_URL": f"http://127.0.0.1:{RECEIVER_PORT}/hooks/{WEBHOOK_TOKEN}",
+    # the shortest approval and recovery waits a run may be asked for (production: 30 s and 1 min), so that a test of
+    # an approval nobody gives, or of a recovery that never comes, waits seconds
+    "OPS_APPROVAL_MIN_SECONDS": "2",
+    "OPS_RECOVERY_MIN_SECONDS": "5",
 }
 for _name in ("OPS_SANDBOX_ADMIN_URL", "OPS_VERIFY_DATABASE_URL", "OPS_PG_BINDIR", "OPS_TARGETS_FILE", "OPS_AUDIT_URL", "DATABASE_URL", "REDIS_URL", "HEALTH_URL", "TARGET_NAME",
               "OPS_SLACK_WEBHOOK_URL", "PREFECT_PROFILE", "OPS_REPO_URL", "OPS_REPO_PROJECTS", "GITHUB_TOKEN",
@@ -204,7 +208,10 @@ def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess
         return cli_process(*args, env=env, timeout=timeout)
     import traceback
 
+    from prefect.logging.configuration import ensure_logging_setup
     from typer.testing import CliRunner
+
+    ensure_logging_setup()  # Prefect's console handler binds to this process's stderr, never to one call's capture
 
     from playground_ops.cli import app
 

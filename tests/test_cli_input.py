@@ -188,3 +188,31 @@ def test_a_parameter_the_runbook_would_refuse_is_refused_before_any_run_exists(p
     line = one_line_error(cli("run", "restore-database", "-p", param, env=SANDBOX_ENV))
     assert expected in line
     assert runs() == before
+
+
+@pytest.mark.parametrize("runbook, param, expected", [
+    ("incident", "approval_timeout_seconds=10",
+     "approval_timeout_seconds: expected at least 30 s (OPS_APPROVAL_MIN_SECONDS) (got 10)"),
+    ("secret-rotation", "approval_timeout_seconds=29",
+     "approval_timeout_seconds: expected at least 30 s (OPS_APPROVAL_MIN_SECONDS) (got 29)"),
+    ("incident", "recovery_timeout_minutes=0.5",
+     "recovery_timeout_minutes: expected at least 1 min (OPS_RECOVERY_MIN_SECONDS) (got 0.5)"),
+])
+def test_waits_shorter_than_the_production_floors_are_refused_before_any_run(runbook, param, expected):
+    """Production's floors (30 s for an approval, 1 min for a recovery) hold unless the settings lower them."""
+    floors = {"OPS_APPROVAL_MIN_SECONDS": "30", "OPS_RECOVERY_MIN_SECONDS": "60"}
+    line = one_line_error(cli("run", runbook, "-p", param, env={**SANDBOX_ENV, **floors}))
+    assert expected in line
+
+
+def test_a_run_started_elsewhere_with_a_wait_below_the_floor_fails_before_its_first_step(ops, monkeypatch):
+    """The same rule inside the run, for runs started from the UI: nothing opened, a failed report naming it."""
+    from flows.incident import incident
+    from playground_ops.runbook import RunbookFailed
+    from tasks.incidents.record import _store, read_incidents
+
+    monkeypatch.setenv("OPS_APPROVAL_MIN_SECONDS", "30")
+    before = read_incidents(_store(), "sandbox")
+    with pytest.raises(RunbookFailed, match=r"approval_timeout_seconds: expected at least 30 s"):
+        incident(summary="too hasty", approval_timeout_seconds=5)
+    assert read_incidents(_store(), "sandbox") == before

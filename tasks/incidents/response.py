@@ -18,6 +18,18 @@ ACTIONS = {"restart": "restart-service: restart the service's instances (zero-do
            "rollback": "rollback-deploy: back to the deploy before the live one, then wait for it to be live and healthy"}
 
 
+def check_recovery_timeout(minutes: float) -> float:
+    """A recovery wait of at least OPS_RECOVERY_MIN_SECONDS (1 min): long enough for the health checks to see it."""
+    from playground_ops.errors import ConfigError
+    from playground_ops.settings import load_settings
+
+    floor = load_settings().recovery_min_seconds
+    if minutes * 60 < floor:
+        raise ConfigError("recovery_timeout_minutes", f"at least {floor / 60:g} min (OPS_RECOVERY_MIN_SECONDS)",
+                          got=f"{minutes:g}")
+    return minutes
+
+
 def assessment_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per runbook of the assessment: its status and summary, or why it could not run."""
     rows = []

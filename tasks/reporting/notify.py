@@ -70,6 +70,17 @@ def emit_incident_due(target: str, rule: str, severity: str, fired_at: str) -> N
                          "playground-ops.severity": severity}, payload={"fired_at": fired_at})
 
 
+def check_approval_timeout(seconds: int) -> int:
+    """An approval wait long enough for an operator to answer: at least OPS_APPROVAL_MIN_SECONDS (30 s)."""
+    from playground_ops.errors import ConfigError
+    from playground_ops.settings import load_settings
+
+    floor = load_settings().approval_min_seconds
+    if seconds < floor:
+        raise ConfigError("approval_timeout_seconds", f"at least {floor} s (OPS_APPROVAL_MIN_SECONDS)", got=str(seconds))
+    return seconds
+
+
 def wait_for_approval(input_type: type, question: str, timeout_seconds: int, block_name: str):
     """Pause this run for an operator's answer in the Prefect UI, after telling the operators where to give it.
     Returns the answer (an instance of input_type); a timeout raises, so nothing is changed without one."""

@@ -88,7 +88,7 @@ def test_a_refused_restart_leaves_the_service_untouched_and_the_incident_open(do
     from sandbox import manager
 
     runner, outcome = run_in_thread(summary="refusal drill", green_checks=1, check_interval_seconds=5,
-                                    recovery_timeout_minutes=1, approval_timeout_seconds=300)
+                                    recovery_timeout_minutes=0.2, approval_timeout_seconds=300)
     paused = paused_run("incident")
     assert paused is not None
     resume_flow_run(paused.id, run_input={"restart": False, "reason": "not now"})
@@ -162,9 +162,9 @@ def test_containment_without_an_answer_in_time_is_skipped_and_recorded(down):
     from flows.incident import incident
     from sandbox import manager
 
-    report = incident(summary="nobody answers", green_checks=1, check_interval_seconds=5, recovery_timeout_minutes=1,
-                      approval_timeout_seconds=30)
-    assert report.tables["actions"] and all(a["outcome"] == "skipped: no approval within 30 s"
+    report = incident(summary="nobody answers", green_checks=1, check_interval_seconds=5, recovery_timeout_minutes=0.2,
+                      approval_timeout_seconds=3)
+    assert report.tables["actions"] and all(a["outcome"] == "skipped: no approval within 3 s"
                                             for a in report.tables["actions"])
     assert manager.backend_pid(down) is None  # nothing was done without an operator
     assert "containment" in [s["step"] for s in report.tables["record"]] and report.figures["resolved"] is False
