@@ -1,4 +1,5 @@
-"""One Prefect server, one sandbox and one webhook receiver per test session, all real, all on loopback.
+"""One Prefect server, one sandbox and one webhook receiver per test session (per xdist worker), all real, all
+on loopback.
 
 The environment is set here, before anything imports prefect, so every import and every subprocess sees it.
 """
@@ -69,6 +70,19 @@ for _name in ("OPS_SANDBOX_ADMIN_URL", "OPS_VERIFY_DATABASE_URL", "OPS_PG_BINDIR
               "OPS_BACKUP_ENCRYPTION_SECRET", "OPS_CONFIG_BACKUP_ENCRYPTION_SECRET"):
     os.environ.pop(_name, None)
 os.environ.update(ENV)
+
+
+# The files that take longest, first: `--dist loadfile` hands files to the workers in the order collected, so a long
+# file started last would leave the other worker idle at the end (measured: the demo's two rounds, the fleet's lost host,
+# the incidents' waits, the backups' restores).
+LONGEST_FIRST = ("test_demo.py", "test_scale_out.py", "test_incident.py", "test_backup.py", "test_secret_rotation.py",
+                 "test_dependency_runbooks.py", "test_environment_variables.py", "test_failure_notification.py",
+                 "test_configuration_backup.py", "test_health_check.py", "test_alerting.py", "test_restore_majors.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the others keep their order
 
 
 @pytest.fixture(scope="session")
