@@ -1,7 +1,9 @@
 """A fault-injecting HTTP proxy for the S3 stand-in: fails chosen requests the way a real store sometimes does.
 
-Rules name a request kind (`upload-part`, `put`, `get`, `any`), what to do (`500`, `503`, `reset`, or `drip`: the
-upstream's answer sent one byte every `drip_seconds`, as a dying server or a slow link does) and how often:
+Rules name a request kind (`upload-part`, `put`, `get`, `post`, `any`), what to do (`500`, `503`, `reset` (the
+connection closed before the request goes on), `drip` (the upstream's answer sent one byte every `drip_seconds`, as a
+dying server or a slow link does) or `late` (the request goes on and is done, its answer held `late_seconds`, longer
+than the client waits: the answer is lost)) and how often:
 `skip` requests of that kind pass first, then `count` of them fail (-1: all). Used by the tests of the backup pipeline.
 """
 
@@ -29,7 +31,7 @@ class Fault:
 def _kind(method: str, path: str) -> str:
     if method == "PUT" and "partNumber=" in path:
         return "upload-part"
-    return {"PUT": "put", "GET": "get"}.get(method, method.lower())
+    return {"PUT": "put", "GET": "get", "POST": "post"}.get(method, method.lower())
 
 
 class FaultyProxy:
@@ -38,6 +40,7 @@ class FaultyProxy:
         self.faults: list[Fault] = []
         self.lock = threading.Lock()
         self.drip_seconds = 2.0
+        self.late_seconds = 30.0
         self.abandoned = 0  # dripping answers the client gave up on
         proxy = self
 
@@ -67,14 +70,23 @@ class FaultyProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                if action == "late":  # done upstream; the answer comes after the client has given up
+                    time.sleep(proxy.late_seconds)
+                    self.close_connection = True
                 conn.close()
+                try:
+                    self.send_response(response.status)
+                    for key, value in response.getheaders():
+                        if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:  # the client gave up waiting
+                    with proxy.lock:
+                        proxy.abandoned += 1
+                    self.close_connection = True
 
             def _drip(self, body: bytes) -> None:
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)

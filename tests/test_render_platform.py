@@ -139,3 +139,71 @@ def test_429_is_waited_out_as_retry_after_says(sandbox, service):
         client.delete_env_var(service, "LIMIT_TEST")
     finally:
         server.should_exit = True
+
+
+def _restart_events(render: Render, service: str, since: datetime) -> int:
+    return sum(e["type"] == "server_restarted" for e in render.events(service, since, datetime.now(timezone.utc)
+                                                                      + timedelta(minutes=1)))
+
+
+def _slow_client(proxy: FaultyProxy, confirm_s: float) -> Render:
+    """A client that waits 3 s for an answer (the platform's restart takes longer), through the faulty proxy."""
+    headers = {"Authorization": f"Bearer {os.environ['RENDER_API_KEY']}", "Accept": "application/json"}
+    return Render(f"{proxy.url}/render/v1", SecretStr(os.environ["RENDER_API_KEY"]), backoff=0.05,
+                  client=httpx.Client(timeout=3, headers=headers), confirm_s=confirm_s, confirm_poll_s=0.5)
+
+
+def test_a_restart_whose_answer_is_lost_is_confirmed_on_the_platform_and_never_sent_again(render, service, sandbox):
+    """Render has no idempotency key for a restart: after a timeout the client reads the platform, not resends."""
+    proxy = FaultyProxy(os.environ["RENDER_API_URL"].rsplit("/render/v1", 1)[0])
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    try:
+        client = _slow_client(proxy, confirm_s=60)
+        proxy.late_seconds = 40  # the platform restarts; its answer comes long after the client gave up
+        late = proxy.inject("post", "late", count=1)
+        client.restart(service)
+        assert late.fired == 1 and len(client.confirmed) == 1
+        assert "ReadTimeout after it was sent" in client.confirmed[0] and "not sent again" in client.confirmed[0]
+        assert _restart_events(render, service, since) == 1  # exactly one restart, for one asked
+    finally:
+        proxy.close()
+
+
+def test_a_restart_refused_before_it_reached_the_platform_is_sent_once_more(render, service, sandbox):
+    """The connection dropped before the platform saw it: nothing shows a restart, so it is sent a second time,
+    and only then."""
+    proxy = FaultyProxy(os.environ["RENDER_API_URL"].rsplit("/render/v1", 1)[0])
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    try:
+        client = _slow_client(proxy, confirm_s=3)
+        client.client.timeout = httpx.Timeout(60)
+        dropped = proxy.inject("post", "reset", count=1)
+        client.restart(service)
+        assert dropped.fired == 1 and client.confirmed == []
+        assert _restart_events(render, service, since) == 1
+        proxy.inject("post", "reset", count=2)  # both tries lost: an error saying so, never a third try
+        with pytest.raises(TransientError, match="sent twice, 3 s apart, and the platform shows neither taken"):
+            client.restart(service)
+        assert _restart_events(render, service, since) == 1
+    finally:
+        proxy.close()
+
+
+def test_scale_and_deploy_whose_answers_are_lost_are_read_back_not_repeated(render, service, sandbox):
+    proxy = FaultyProxy(os.environ["RENDER_API_URL"].rsplit("/render/v1", 1)[0])
+    try:
+        client = _slow_client(proxy, confirm_s=30)
+        proxy.late_seconds = 10
+        before = {d["id"] for d in render.deploys(service, 20)}
+        proxy.inject("post", "late", count=1)
+        deploy = client.create_deploy(service)
+        assert deploy["id"] not in before and len(client.confirmed) == 1
+        assert render.wait_for_deploy(service, deploy["id"], timeout=60, poll=0.5)["status"] == "live"
+        assert len({d["id"] for d in render.deploys(service, 20)} - before) == 1  # one deploy, for one asked
+        proxy.inject("post", "late", count=1)
+        client.scale(service, 2)
+        assert len(client.confirmed) == 2
+        assert render.get_service(service)["serviceDetails"]["numInstances"] == 2
+    finally:
+        proxy.close()
+        render.scale(service, 1)

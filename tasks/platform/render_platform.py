@@ -6,6 +6,11 @@ the last cursor (limit at most 100); logs are paged by time (`nextStartTime`/`ne
 with `Retry-After` and the `Ratelimit-Limit/-Remaining/-Reset` headers, so the client waits as told; errors are
 `{"id", "message"}`. Transport errors, 429 and 5xx are retried with backoff, then raised as transient; 401, 403, 404
 and other 4xx are raised at once with Render's message and the service id.
+
+Restarts, deploys, rollbacks and scaling have no idempotency key at Render, so they are never sent twice blindly: sent
+again only when the platform certainly did not take them (the connection refused, 429); after a timeout or a 5xx, the
+platform is read (its events, deploys, instances, the service) to learn whether the call took, and the call is sent
+once more only when, after a while, nothing shows it did.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
@@ -23,6 +29,15 @@ from pydantic import SecretStr
 
 from playground_ops.settings import Platform
 from tasks.retry import TRANSIENT_HTTP, PermanentError, TransientError, retrying
+
+# Transport errors that happen before a request leaves: it cannot have reached the platform.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+RESTART_EVENTS = {"server_restarted", "server_failed"}
+
+
+class Unconfirmed(TransientError):
+    """A call that is not idempotent may or may not have been taken (a timeout or a 5xx after it was sent)."""
+
 
 DEPLOY_DONE = {"live", "deactivated", "build_failed", "update_failed", "pre_deploy_failed", "canceled"}
 
@@ -67,26 +82,37 @@ class Render:
     """Render's REST API v1 (or the sandbox's Render-compatible stand-in)."""
 
     def __init__(self, api_url: str, api_key: SecretStr, client: httpx.Client | None = None,
-                 max_attempts: int = 4, backoff: float = 1.0, max_wait: float = 60.0):
+                 max_attempts: int = 4, backoff: float = 1.0, max_wait: float = 60.0, confirm_s: float = 60.0,
+                 confirm_poll_s: float = 2.0):
         self.api_url = api_url.rstrip("/")
         self.client = client or httpx.Client(timeout=30, headers={
             "Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json",
             "User-Agent": "playground-ops"})
         self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
         self.waited = 0.0  # seconds spent honouring rate limits and backoff (reported by the callers)
+        self.confirm_s, self.confirm_poll_s = confirm_s, confirm_poll_s
+        self.confirmed: list[str] = []  # calls whose answer was lost and which the platform showed taken
 
     # ---------------------------------------------------------------- transport
-    def _call(self, method: str, path: str, service_id: str | None = None, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, path: str, service_id: str | None = None, once: bool = False,
+              **kwargs: Any) -> httpx.Response:
+        """The request, retried on transport errors, 429 and 5xx; with `once` (a call that is not idempotent),
+        retried only when it cannot have been taken, and an Unconfirmed error raised when it may have been."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = self.client.request(method, f"{self.api_url}{path}", **kwargs)
             except httpx.TransportError as exc:
                 reason = f"Render {method} {path}: {type(exc).__name__}"
+                if once and not isinstance(exc, NOT_SENT):
+                    raise Unconfirmed(f"{reason} after it was sent: the platform may have taken it") from None
                 if attempt == self.max_attempts:
                     raise TransientError(f"{reason}, after {attempt} attempts") from None
                 self._sleep(self._backoff(attempt))
                 continue
             if response.status_code in TRANSIENT_HTTP:
+                if once and response.status_code != 429:  # 429: refused before anything was done
+                    raise Unconfirmed(f"{self._explain(method, path, response, service_id)}: the platform may "
+                                      "have taken it")
                 if attempt == self.max_attempts:
                     raise TransientError(f"{self._explain(method, path, response, service_id)}, after {attempt} attempts")
                 self._sleep(self._wait_for(response.headers, attempt))
@@ -96,6 +122,41 @@ class Render:
             self._respect_remaining(response)
             return response
         raise AssertionError("unreachable")
+
+    def _send_once(self, method: str, path: str, service_id: str, happened: Callable[[], Any],
+                   **kwargs: Any) -> Any:
+        """A call the platform has no idempotency key for. Its response; or, when its answer was lost after it was
+        sent, what `happened()` found on the platform to show it took (what it compares with was read before the
+        first send; read every few seconds, for up to confirm_s); when nothing shows it did, it is sent once more,
+        and a second lost answer is raised."""
+        for attempt in (1, 2):
+            try:
+                return self._call(method, path, service_id, once=True, **kwargs)
+            except Unconfirmed as exc:
+                found = self._confirm(happened)
+                if found:
+                    self.confirmed.append(f"{method} {path}: {exc}; the platform shows it was taken, so it was not "
+                                          "sent again")
+                    return found
+                if attempt == 2:
+                    raise Unconfirmed(f"{exc}; sent twice, {self.confirm_s:.0f} s apart, and the platform shows "
+                                      "neither taken") from None
+        raise AssertionError("unreachable")
+
+    def _confirm(self, happened: Callable[[], Any]) -> Any:
+        """What `happened` finds, read until confirm_s has passed (a platform that does not answer yet is read
+        again); None when nothing showed the call was taken."""
+        deadline = time.monotonic() + self.confirm_s
+        while True:
+            try:
+                found = happened()
+                if found:
+                    return found
+            except (TransientError, httpx.TransportError):
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(self.confirm_poll_s)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.max_wait, self.backoff * 2 ** (attempt - 1) * (1 + random.random() * 0.5))
@@ -157,20 +218,51 @@ class Render:
         self._call("DELETE", f"/services/{service_id}/env-vars/{key}", service_id)
 
     # ---------------------------------------------------------------- restarts, deploys, scaling
+    def _restart_events(self, service_id: str) -> set[str]:
+        now = datetime.now(timezone.utc)
+        return {e["id"] for e in self.events(service_id, now - timedelta(hours=1), now + timedelta(minutes=1))
+                if e.get("type") in RESTART_EVENTS}
+
     def restart(self, service_id: str) -> None:
-        self._call("POST", f"/services/{service_id}/restart", service_id)
+        try:
+            before = {i["id"] for i in self.instances(service_id)}
+        except PermanentError:  # a service without instances (a static site): the restart's own answer says why
+            before = set()
+        events_before = self._restart_events(service_id) if before else set()
+
+        def restarted() -> bool:
+            """A restart event that was not there before the call, or none of the instances running before it
+            still running."""
+            if self._restart_events(service_id) - events_before:
+                return True
+            return bool(before) and not before & {i["id"] for i in self.instances(service_id)}
+
+        self._send_once("POST", f"/services/{service_id}/restart", service_id, restarted)
+
+    def _new_deploy(self, service_id: str) -> Callable[[], dict | None]:
+        before = {d["id"] for d in self.deploys(service_id, 20)}
+
+        def created() -> dict | None:
+            """The newest deploy that was not there before the call, if any."""
+            return next((d for d in self.deploys(service_id, 20) if d["id"] not in before), None)
+        return created
 
     def create_deploy(self, service_id: str, deploy_mode: str = "deploy_only") -> dict | None:
         """Start a deploy; the deploy, or None when Render queued it without one (202)."""
-        response = self._call("POST", f"/services/{service_id}/deploys", service_id, json={"deployMode": deploy_mode})
-        return response.json() if response.status_code == 201 else None
+        answer = self._send_once("POST", f"/services/{service_id}/deploys", service_id,
+                                 self._new_deploy(service_id), json={"deployMode": deploy_mode})
+        if isinstance(answer, dict):  # its answer was lost: the deploy the platform shows
+            return answer
+        return answer.json() if answer.status_code == 201 else None
 
     def get_deploy(self, service_id: str, deploy_id: str) -> dict:
         return self._call("GET", f"/services/{service_id}/deploys/{deploy_id}", service_id).json()
 
     def rollback(self, service_id: str, deploy_id: str) -> dict:
         """Roll back to an earlier deploy (POST /services/{id}/rollback): the new deploy it starts."""
-        return self._call("POST", f"/services/{service_id}/rollback", service_id, json={"deployId": deploy_id}).json()
+        answer = self._send_once("POST", f"/services/{service_id}/rollback", service_id,
+                                 self._new_deploy(service_id), json={"deployId": deploy_id})
+        return answer if isinstance(answer, dict) else answer.json()
 
     def deploys(self, service_id: str, limit: int = 20) -> list[dict]:
         """The newest deploys, newest first (GET /services/{id}/deploys)."""
@@ -191,7 +283,10 @@ class Render:
         return self._call("GET", f"/services/{service_id}", service_id).json()
 
     def scale(self, service_id: str, instances: int) -> None:
-        self._call("POST", f"/services/{service_id}/scale", service_id, json={"numInstances": instances})
+        def scaled() -> bool:
+            return (self.get_service(service_id).get("serviceDetails") or {}).get("numInstances") == instances
+
+        self._send_once("POST", f"/services/{service_id}/scale", service_id, scaled, json={"numInstances": instances})
 
     def set_autoscaling(self, service_id: str, enabled: bool, minimum: int, maximum: int, cpu_percent: int | None,
                         memory_percent: int | None) -> dict:
