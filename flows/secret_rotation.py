@@ -10,13 +10,14 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from playground_ops.errors import Checked, ConfigError
-from playground_ops.runbook import fail_run, runbook
+from playground_ops.runbook import fail_run, run_link, runbook
 from tasks.monitoring.run_state import read_run_state, write_run_state
 from tasks.platform.rotation import (failed_checks, finish_after, finish_due, mid_rotation,
                                      missing, plan_rows, staged_rows)
-from tasks.platform.secret_steps import (block_name, check_live_tokens, check_tokens, create_pending, forget_block,
-                                         keep_rollback_copy_only, previous_secret_use, put_back_current,
-                                         put_back_previous, remove_previous, schedule_finish, set_pending)
+from tasks.platform.secret_steps import (block_name, cancel_scheduled_finishes, check_live_tokens, check_tokens,
+                                         create_pending, forget_block, keep_rollback_copy_only, previous_secret_use,
+                                         put_back_current, put_back_previous, remove_previous, schedule_finish,
+                                         set_pending)
 from tasks.platform.service_actions import (read_env_fingerprints, read_instances, restart_instances,
                                             restart_problem, wait_until_healthy)
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
@@ -194,7 +195,11 @@ def finish(t, pending: list[str], state: dict, force: bool, recent_minutes: int,
     if block:
         forget_block(block)
     write_run_state(RUNBOOK, t.name, {"finished_at": now.isoformat(), "secrets": pending})
-    report.summary = f"finished: {', '.join(n + '_PREVIOUS' for n in pending)} removed; new tokens accepted"
+    cancelled = cancel_scheduled_finishes(t.name, f"the rotation was finished {'early ' if force else ''}by run "
+                                                  f"{run_link() or 'another run'}")
+    report.figures["scheduled_finishes_cancelled"] = len(cancelled)
+    report.summary = f"finished: {', '.join(n + '_PREVIOUS' for n in pending)} removed; new tokens accepted" + (
+        f"; {len(cancelled)} scheduled finish run(s) cancelled" if cancelled else "")
     return publish(report)
 
 

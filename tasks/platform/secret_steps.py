@@ -213,3 +213,24 @@ def schedule_finish(target: str, when: datetime) -> str | None:
     run = run_deployment("secret-rotation/secret-rotation", parameters={"target": target, "action": "finish"},
                          scheduled_time=when, timeout=0, tags=["scheduled-finish"])
     return str(run.id)
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=60))
+def cancel_scheduled_finishes(target: str, why: str) -> list[str]:
+    """The finish runs scheduled for this target (a rotation's end of grace, a postponed finish), cancelled once a
+    finish has removed the previous values: left Scheduled, they would run later for nothing. Their ids."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+                                                FlowRunFilterTags)
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    waiting = FlowRunFilter(tags=FlowRunFilterTags(all_=["scheduled-finish"]),
+                            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])))
+    cancelled = []
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(flow_run_filter=waiting):
+            if (run.parameters or {}).get("target") == target and (run.parameters or {}).get("action") == "finish":
+                client.set_flow_run_state(run.id, Cancelled(message=why), force=True)
+                cancelled.append(str(run.id))
+    return cancelled

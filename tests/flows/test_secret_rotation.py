@@ -315,3 +315,34 @@ def test_a_platform_answering_429_mid_write_is_waited_out_and_every_key_written(
     finally:
         server.should_exit = True
         render.delete_env_var(service, "OTHER_CLIENT")
+
+
+def test_a_forced_finish_cancels_the_finish_runs_scheduled_for_the_end_of_the_grace_period(platform, served):
+    """A deployed rotation schedules its finish for the end of the grace period (and a postponed finish an hour on):
+    once a forced finish has removed the previous values, those runs are cancelled, not left to run for nothing."""
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from flows.secret_rotation import secret_rotation
+
+    assert secret_rotation(secrets=["JWT_SECRET"]).status.value == "ok"
+    later = datetime.now(timezone.utc) + timedelta(days=7)
+    scheduled = [run_deployment("secret-rotation/secret-rotation", parameters={"target": "sandbox", "action": "finish"},
+                                scheduled_time=later + timedelta(hours=h), timeout=0, tags=["scheduled-finish"])
+                 for h in (0, 1)]
+    other = run_deployment("secret-rotation/secret-rotation", parameters={"target": "elsewhere", "action": "finish"},
+                           scheduled_time=later, timeout=0, tags=["scheduled-finish"])
+    try:
+        done = secret_rotation(action="finish", force_finish=True)
+        assert done.summary.endswith("; 2 scheduled finish run(s) cancelled"), done.summary
+        assert done.figures["scheduled_finishes_cancelled"] == 2
+        with get_client(sync_client=True) as client:
+            states = [client.read_flow_run(run.id).state for run in scheduled]
+            assert [s.type.value for s in states] == ["CANCELLED", "CANCELLED"]
+            assert "the rotation was finished early by run" in states[0].message
+            assert client.read_flow_run(other.id).state.is_scheduled()  # another target's: untouched
+    finally:
+        from prefect.states import Cancelled
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(other.id, Cancelled(), force=True)
