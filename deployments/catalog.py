@@ -42,15 +42,18 @@ class DeploymentSpec:
     def parameter_names(self) -> list[str]:
         return list(inspect.signature(self.load_flow().fn).parameters)
 
-    def check_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+    def check_parameters(self, parameters: dict[str, Any], target: Any = None) -> dict[str, Any]:
         """Each parameter checked against the runbook's own signature (type, range, allowed values, and the runbook's
-        own checks that need no I/O: `Checked` in its annotation) before any run is created: a ConfigError naming the
+        own checks that need no I/O: `Checked` in its annotation), then the whole request against the target's
+        declarations when the runbook has a request_check, before any run is created: a ConfigError naming the
         parameter, the expected form and the value."""
         from pydantic import TypeAdapter, ValidationError
 
         from playground_ops.errors import Checked
 
-        signature = inspect.signature(self.load_flow().fn)
+        declared = self.load_flow()
+        signature = inspect.signature(declared.fn)
+        checked: dict[str, Any] = {}
         for name, value in parameters.items():
             annotation = signature.parameters[name].annotation
             adapter = TypeAdapter(Any if annotation is inspect.Parameter.empty else annotation)
@@ -62,6 +65,12 @@ class DeploymentSpec:
             for check in getattr(annotation, "__metadata__", ()):
                 if isinstance(check, Checked) and value is not None:
                     check.check(value)
+            checked[name] = value
+        request_check = getattr(declared, "request_check", None)
+        if request_check is not None and target is not None:
+            request = {name: p.default for name, p in signature.parameters.items()
+                       if p.default is not inspect.Parameter.empty}
+            request_check({**request, **checked}, target)
         return parameters
 
 

@@ -26,7 +26,16 @@ class EnvApproval(RunInput):
     reason: str = Field("", description="Why (kept in the report)")
 
 
-@runbook("environment-variables", timeout_seconds=3600)
+def check_request(parameters: dict, t) -> None:
+    """The whole request against the target's declarations (no I/O): the CLI runs it before a run exists."""
+    check_env_request(parameters["action"], parameters.get("values") or {}, parameters.get("secret_blocks") or {},
+                      parameters.get("keys") or [], t.env)
+    if t.platform.kind != "render":
+        raise ConfigError(f"target {t.name}: platform",
+                          "a platform holding the env vars (RENDER_SERVICE_ID, RENDER_API_KEY)")
+
+
+@runbook("environment-variables", request_check=check_request, timeout_seconds=3600)
 def environment_variables(target: str | None = None, action: Literal["list", "set", "unset"] = "list",
                           values: dict[str, str] | None = None, secret_blocks: dict[str, str] | None = None,
                           keys: list[str] | None = None, restart: bool = True,
@@ -53,9 +62,7 @@ def environment_variables(target: str | None = None, action: Literal["list", "se
     """
     values, secret_blocks, keys = values or {}, secret_blocks or {}, keys or []
     t = load_target(target)
-    check_env_request(action, values, secret_blocks, keys, t.env)
-    if t.platform.kind != "render":
-        raise ConfigError(f"target {t.name}: platform", "a platform holding the env vars (RENDER_SERVICE_ID, RENDER_API_KEY)")
+    check_request({"action": action, "values": values, "secret_blocks": secret_blocks, "keys": keys}, t)
     if action == "list":
         live = read_env_fingerprints(t.platform)
         return publish(Report(runbook="environment-variables", target=t.name, summary=f"{len(live)} variables",

@@ -29,7 +29,14 @@ class RestoreApproval(RunInput):
     reason: str = Field("", description="Why (kept in the report)")
 
 
-@runbook("restore-configuration", timeout_seconds=3600)
+def check_request(parameters: dict, t) -> None:
+    """The service must be one the target declares (no I/O): the CLI runs it before a run exists."""
+    if t.platform.kind != "render":
+        raise ConfigError(f"target {t.name}: platform", "a platform holding the env vars (RENDER_SERVICE_ID, RENDER_API_KEY)")
+    t.platform.service(parameters["service"])
+
+
+@runbook("restore-configuration", request_check=check_request, timeout_seconds=3600)
 def restore_configuration(service: str = "backend", target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
                           restore_code: bool = False, restart: bool = True,
                           wait_seconds: Annotated[int, Field(ge=10, le=1800)] = 300,
@@ -55,8 +62,7 @@ def restore_configuration(service: str = "backend", target: str | None = None, b
     t = load_target(target)
     settings = load_ops_settings()
     key_name = key_name_of(settings)
-    if t.platform.kind != "render":
-        raise ConfigError(f"target {t.name}: platform", "a platform holding the env vars (RENDER_SERVICE_ID, RENDER_API_KEY)")
+    check_request({"service": service}, t)
     platform = t.platform.for_service(t.platform.service(service))
     check_key_secret(key_name)
     manifest, found = find_config_backup(settings, t.name, backup_id, verified_only=backup_id is None)

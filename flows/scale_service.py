@@ -5,11 +5,11 @@ from typing import Annotated
 from prefect.input import RunInput
 from pydantic import Field
 
-from playground_ops.errors import ConfigError
+from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.platform.scaling import plan_scaling
 from tasks.platform.service_actions import apply_scaling, read_scaling, wait_for_instances
-from tasks.reporting.notify import wait_for_approval
+from tasks.reporting.notify import check_approval_timeout, wait_for_approval
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.targets import load_ops_settings, load_target
@@ -27,7 +27,7 @@ class ScalingApproval(RunInput):
 def scale_service(target: str | None = None, instances: Count = None, autoscaling: bool | None = None,
                   min_instances: Count = None, max_instances: Count = None, cpu_percent: Percent = None,
                   memory_percent: Percent = None, wait_seconds: Annotated[int, Field(ge=10, le=3600)] = 300,
-                  approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+                  approval_timeout_seconds: Annotated[int, Field(ge=1, le=86400), Checked(check_approval_timeout)] = 900,
                   dry_run: bool = False) -> Report:
     """Set the number of instances, or the autoscaling settings (the target's declared ones unless given), or
     remove autoscaling; a production scale-down or anything above the target's instance bound waits for an

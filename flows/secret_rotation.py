@@ -73,20 +73,32 @@ def secret_rotation(target: str | None = None, action: Literal["rotate", "finish
         pending, state = mid_rotation(live, names), read_run_state(RUNBOOK, t.name)
         if action == "finish":
             return finish(t, pending, state, force_finish, recent_use_minutes, wait_seconds, dry_run)
+        earlier = None
         if pending and finish_due(state, datetime.now(timezone.utc)) and not dry_run:
-            finish(t, pending, state, False, recent_use_minutes, wait_seconds, dry_run=False)
-            live, pending = read_env_fingerprints(t.platform), []
+            # the earlier rotation's finish is this run's first part: one report for both, stored once
+            earlier = finish(t, pending, state, False, recent_use_minutes, wait_seconds, dry_run=False,
+                             part_of_rotation=True)
+            live = read_env_fingerprints(t.platform)
+            pending = mid_rotation(live, names)  # a finish postponed (old tokens in use) leaves them pending
         if pending:
-            raise ConfigError(f"secrets on {t.name}", "no rotation still in its grace period (run action=finish when "
+            why = ConfigError(f"secrets on {t.name}", "no rotation still in its grace period (run action=finish when "
                               f"it ends, at {state.get('finish_after', 'its end')})", ", ".join(pending))
-        return rotate(t, declared, live, wait_seconds, approval_timeout_seconds, dry_run)
+            if earlier is None:
+                raise why
+            fail_run(earlier, f"{why}: {earlier.summary}; nothing rotated, the previous values kept")
+        return rotate(t, declared, live, wait_seconds, approval_timeout_seconds, dry_run, earlier)
 
 
-def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds: int, dry_run: bool) -> Report:
+def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds: int, dry_run: bool,
+           earlier: Report | None = None) -> Report:
     names, block = [s.name for s in declared], block_name(t.name, str(flow_run.id or "local"))
     report = Report(runbook=RUNBOOK, target=t.name, tables={"rotation": plan_rows(live, names, block)},
                     figures={"action": "rotate", "secrets": len(names), "dry_run": dry_run,
                              "grace_period_s": t.rotation.grace_seconds})
+    if earlier is not None:  # part one: the earlier rotation's finish
+        report.tables.update({f"earlier rotation: {name}": rows for name, rows in earlier.tables.items()})
+        report.findings += earlier.findings
+        report.figures["earlier_rotation"] = earlier.summary
     if dry_run:
         report.summary = f"dry run: would rotate {', '.join(names)}, keeping the current values as *_PREVIOUS"
         return publish(report)
@@ -113,7 +125,8 @@ def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds:
                                       "run": str(flow_run.id or ""), "secrets": names,
                                       "fingerprints": {n: fp["pending"] for n, fp in fingerprints.items()}})
     report.figures.update(finish_after=due.isoformat(), finish_scheduled=bool(scheduled))
-    report.summary = (f"rotated {', '.join(names)}: new and previous tokens accepted; the previous values stay "
+    report.summary = (f"earlier rotation {earlier.summary}; then " if earlier is not None else "") + (
+                      f"rotated {', '.join(names)}: new and previous tokens accepted; the previous values stay "
                       f"accepted until {due:%Y-%m-%d %H:%M} UTC, then finish removes them"
                       + (" (scheduled)" if scheduled else " (run action=finish then)"))
     return publish(report)
@@ -150,19 +163,25 @@ def roll_back(t, report: Report, block: str, wait_seconds: int, why: str) -> NoR
 
 
 def finish(t, pending: list[str], state: dict, force: bool, recent_minutes: int, wait_seconds: int,
-           dry_run: bool) -> Report:
-    """finishSecret: after the grace period, and once no request needed the previous values lately, remove them."""
+           dry_run: bool, part_of_rotation: bool = False) -> Report:
+    """finishSecret: after the grace period, and once no request needed the previous values lately, remove them.
+    part_of_rotation: the report is the first part of a rotation's, returned unpublished (a failure still fails
+    the run with its own report)."""
+    publish_ = (lambda r: r) if part_of_rotation else publish  # noqa: E731
     now = datetime.now(timezone.utc)
     report = Report(runbook=RUNBOOK, target=t.name, figures={"action": "finish", "secrets": len(pending),
                                                              "dry_run": dry_run},
                     tables={"finish": [{"secret": n, "remove": f"{n}_PREVIOUS"} for n in pending]})
     if not pending:
         report.summary = "nothing to finish: no secret keeps a previous value"
-        return publish(report)
+        return publish_(report)
     if not force and not finish_due(state, now):
         report.summary = f"not yet: the grace period runs until {state['finish_after']} (force_finish to end it now)"
-        return publish(report)
-    uses = previous_secret_use(t.platform, pending, now - timedelta(minutes=recent_minutes))
+        return publish_(report)
+    since = now - timedelta(minutes=recent_minutes)
+    if state.get("rotated_at"):  # a line from before this rotation's set step speaks of another previous value
+        since = max(since, datetime.fromisoformat(state["rotated_at"]))
+    uses = previous_secret_use(t.platform, pending, since)
     report.tables["finish"] = [{"secret": n, "remove": f"{n}_PREVIOUS", f"accepted only by it (last {recent_minutes} min)":
                                 uses.get(n, 0)} for n in pending]
     if any(uses.values()) and not force:
@@ -171,10 +190,10 @@ def finish(t, pending: list[str], state: dict, force: bool, recent_minutes: int,
                               f"last {recent_minutes} min: finish postponed, nothing removed",
                    next_step="It runs again in an hour" if later else "Run action=finish again later")
         report.summary = "postponed: old tokens still in use"
-        return publish(report)
+        return publish_(report)
     if dry_run:
         report.summary = f"dry run: would remove {', '.join(n + '_PREVIOUS' for n in pending)}"
-        return publish(report)
+        return publish_(report)
     block = state.get("block")
     before = [i["id"] for i in read_instances(t.platform)]
     left = remove_previous(t.platform, pending)
@@ -200,7 +219,7 @@ def finish(t, pending: list[str], state: dict, force: bool, recent_minutes: int,
     report.figures["scheduled_finishes_cancelled"] = len(cancelled)
     report.summary = f"finished: {', '.join(n + '_PREVIOUS' for n in pending)} removed; new tokens accepted" + (
         f"; {len(cancelled)} scheduled finish run(s) cancelled" if cancelled else "")
-    return publish(report)
+    return publish_(report)
 
 
 def base_url(health_url: str) -> str:

@@ -160,7 +160,8 @@ def run(runbook: str = typer.Argument(..., help="The runbook (deployment) to run
     check_alert_rules()
     if target is not None and target not in targets:
         raise ConfigError("--target", f"one of {', '.join(sorted(targets))}", got=target)
-    parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"], runbook))
+    parameters = spec.check_parameters(_parse_params(param, [p for p in spec.parameter_names() if p != "target"],
+                                                      runbook), targets[target or default])
     if target is not None:
         parameters["target"] = target
     outcome = trigger_and_wait(spec.full_name, parameters, timeout)

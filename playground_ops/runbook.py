@@ -47,8 +47,13 @@ def run_link() -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{flow_run.id}" if ui and flow_run.id else None
 
 
-def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
-    """Declare a runbook: a flow named after the guide's procedure whose failures are reported and stored, then raised."""
+def runbook(name: str, request_check: Callable[[dict[str, Any], Any], None] | None = None,
+            **flow_options: Any) -> Callable[[F], F]:
+    """Declare a runbook: a flow named after the guide's procedure whose failures are reported and stored, then raised.
+
+    request_check(parameters, target): the runbook's checks of a whole request that need its target's declarations
+    but no I/O (keys a target declares, its instance bounds, its services); the CLI runs it before a run exists, and
+    the runbook runs it again once it has loaded its target."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -73,7 +78,9 @@ def runbook(name: str, **flow_options: Any) -> Callable[[F], F]:
                     except ValueError:  # already in another context: nothing of the caller's to restore
                         pass
 
-        return flow(name=name, log_prints=True, **flow_options)(run)  # type: ignore[return-value]
+        declared = flow(name=name, log_prints=True, **flow_options)(run)
+        declared.request_check = request_check  # read by DeploymentSpec.check_parameters
+        return declared  # type: ignore[return-value]
 
     return decorate
 

@@ -25,7 +25,8 @@ import pytest
 # chose can be handed to another, or to an outgoing connection, before its server binds it.
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 REDIS_DBS = (14, 11, 10, 9, 8, 7)  # 13 is the demo test's, 12 the benchmarks', 3 the bystander of test_sandbox
-REDIS_DB = int(os.environ["OPS_TEST_REDIS_DB"]) if os.environ.get("OPS_TEST_REDIS_DB") else REDIS_DBS[WORKER]
+# a suite beside a running one: OPS_TEST_REDIS_DB=N, its workers on N, N-1, ...
+REDIS_DB = int(os.environ["OPS_TEST_REDIS_DB"]) - WORKER if os.environ.get("OPS_TEST_REDIS_DB") else REDIS_DBS[WORKER]
 _PORTS = iter(range(20000 + 600 * REDIS_DB, 20000 + 600 * (REDIS_DB + 1)))  # a suite beside this one: another db
 
 

@@ -216,3 +216,34 @@ def test_a_run_started_elsewhere_with_a_wait_below_the_floor_fails_before_its_fi
     with pytest.raises(RunbookFailed, match=r"approval_timeout_seconds: expected at least 30 s"):
         incident(summary="too hasty", approval_timeout_seconds=5)
     assert read_incidents(_store(), "sandbox") == before
+
+
+@pytest.mark.parametrize("runbook, params, expected", [
+    ("environment-variables", ["action=set", "values={bad-key: x}"],
+     "environment-variables: expected names such as NODE_ENV (got 'bad-key')"),
+    ("environment-variables", ["action=set", "values={JWT_SECRET: plain-but-secret-value}"],
+     "JWT_SECRET is not declared non-secret: expected its value in a Prefect Secret block"),
+    ("environment-variables", ["action=set", "values={LOG_LEVEL: " + "x" * 100_000 + "}"],
+     "environment-variables set: expected values of at most 8192 bytes (got LOG_LEVEL: 100000 bytes)"),
+    ("environment-variables", ["action=unset", "keys=[DATABASE_URL]"],
+     "DATABASE_URL is required by the application"),
+    ("restore-configuration", ["service=worker"], "service: expected one of backend, frontend (got 'worker')"),
+    ("scale-service", ["instances=2", "approval_timeout_seconds=5"],
+     "approval_timeout_seconds: expected at least 30 s (OPS_APPROVAL_MIN_SECONDS) (got 5)"),
+])
+def test_a_platform_change_the_target_would_refuse_is_refused_before_any_run_exists(ops, receiver, runbook, params,
+                                                                                      expected):
+    """Checked against the target's declarations in the CLI: exit 2, no run (so no value stored as a run's
+    parameter), no notification."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    def runs() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[runbook]))))
+
+    before, notified = runs(), len(receiver.all())
+    args = [item for p in params for item in ("-p", p)]
+    line = one_line_error(cli("run", runbook, *args, env={"OPS_APPROVAL_MIN_SECONDS": "30"}))
+    assert expected in line and "plain-but-secret-value" not in line
+    assert runs() == before and len(receiver.all()) == notified

@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground_ops.errors import ConfigError
 from playground_ops.settings import ENV_KEY, EnvPolicy
 
 
@@ -14,29 +15,45 @@ def fingerprint(value: str | None) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:8] if value is not None else ""
 
 
+# The longest value playground-ops writes to an environment variable (its own limit, stated in the README): a
+# setting is a key or a URL, not a file; a larger one is refused before anything is written.
+MAX_VALUE_BYTES = 8 * 1024
+
+
+def check_value_sizes(values: dict[str, str]) -> None:
+    """A ConfigError naming each value longer than MAX_VALUE_BYTES (its size only, never the value)."""
+    large = sorted(k for k, v in values.items() if len(v.encode()) > MAX_VALUE_BYTES)
+    if large:
+        raise ConfigError("environment-variables set", f"values of at most {MAX_VALUE_BYTES} bytes",
+                          got=", ".join(f"{k}: {len(values[k].encode())} bytes" for k in large))
+
+
 def check_env_request(action: str, values: dict[str, str], secret_blocks: dict[str, str], keys: list[str],
                       policy: EnvPolicy) -> None:
-    """One clear ValueError for a request that is not allowed, before anything is read or written."""
+    """One clear ConfigError for a request that is not allowed, before anything is read or written (the CLI runs it
+    before a run exists, so a plain value refused here is never stored as a run's parameter)."""
     for name in [*values, *secret_blocks, *keys]:
-        if not ENV_KEY.match(name):
-            raise ValueError(f"environment-variables: expected names such as NODE_ENV (got {name!r})")
+        if not ENV_KEY.match(str(name)):
+            raise ConfigError("environment-variables", "names such as NODE_ENV", got=repr(name)[:140])
     if action == "set":
         if not values and not secret_blocks:
-            raise ValueError("environment-variables set: expected values (non-secret keys) or secret_blocks")
+            raise ConfigError("environment-variables set", "values (non-secret keys) or secret_blocks")
         secret = sorted(k for k in values if k not in policy.non_secret)
         if secret:
-            raise ValueError(f"environment-variables set: {', '.join(secret)} is not declared non-secret: expected "
-                             "its value in a Prefect Secret block named in secret_blocks, never as a plain value")
+            raise ConfigError(f"environment-variables set: {', '.join(secret)} is not declared non-secret",
+                              "its value in a Prefect Secret block named in secret_blocks, never as a plain value")
         both = sorted(set(values) & set(secret_blocks))
         if both:
-            raise ValueError(f"environment-variables set: {', '.join(both)} given twice (values and secret_blocks)")
+            raise ConfigError("environment-variables set", "each key once (in values or in secret_blocks)",
+                              got=", ".join(both))
+        check_value_sizes(values)
     if action == "unset":
         if not keys:
-            raise ValueError("environment-variables unset: expected keys")
+            raise ConfigError("environment-variables unset", "keys")
         required = sorted(k for k in keys if k in policy.required)
         if required:
-            raise ValueError(f"environment-variables unset: {', '.join(required)} is required by the application "
-                             "(the target's env.required)")
+            raise ConfigError(f"environment-variables unset: {', '.join(required)} is required by the application",
+                              "keys the target's env.required does not list")
 
 
 @dataclass

@@ -139,8 +139,13 @@ def _new_values(values: dict[str, str], secret_blocks: dict[str, str]) -> dict[s
 
 @task(**retrying(retries=1, backoff=2, timeout_seconds=60))
 def new_fingerprints(values: dict[str, str], secret_blocks: dict[str, str]) -> dict[str, str]:
-    """The fingerprints of the values to set, the secret ones read from their Prefect Secret blocks."""
-    return _fingerprints(_new_values(values, secret_blocks))
+    """The fingerprints of the values to set, the secret ones read from their Prefect Secret blocks (each within
+    the size limit, before anything is written)."""
+    from tasks.platform.env_changes import check_value_sizes
+
+    new = _new_values(values, secret_blocks)
+    check_value_sizes(new)
+    return _fingerprints(new)
 
 
 def backup_block_name(target: str, run_id: str) -> str:

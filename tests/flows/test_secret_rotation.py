@@ -126,10 +126,45 @@ def test_a_pending_rotation_past_its_grace_period_is_finished_by_the_next_one(pl
         secret_rotation(secrets=["JWT_SECRET"])
     rotated = render.list_env_vars(service)["JWT_SECRET"]
     past_grace_period()  # and nobody used an old token since: only the runbook's own checks did
+    stored = len(rotation_reports())
     second = secret_rotation(secrets=["JWT_SECRET"])
     assert second.status.value == "ok"
+    assert second.summary.startswith("earlier rotation finished: JWT_SECRET_PREVIOUS removed; new tokens accepted; "
+                                     "then rotated JWT_SECRET"), second.summary
+    assert "earlier rotation: finish" in second.tables  # one report in two parts
+    assert len(rotation_reports()) == stored + 1 and any(second.flow_run_id in k for k in rotation_reports()[-1:])
     live = render.list_env_vars(service)
     assert live["JWT_SECRET_PREVIOUS"] == rotated and live["JWT_SECRET"] != rotated
+    assert secret_rotation(action="finish", force_finish=True).summary.startswith("finished:")
+
+
+def rotation_reports() -> list[str]:
+    """The secret-rotation reports in the audit store, oldest first."""
+    root = Path(os.environ["OPS_HOME"]) / "audit" / "secret-rotation" / "sandbox"
+    return [str(p) for p in sorted(root.rglob("*.json"), key=lambda p: p.stat().st_mtime)]
+
+
+def test_a_rotation_whose_earlier_finish_is_postponed_keeps_the_original_secret_and_rotates_nothing(platform):
+    """Old tokens still in use when the grace period has ended: the finish is postponed, so the new rotation must
+    not build on the pending state (it would drop the value those tokens were signed with)."""
+    from flows.secret_rotation import secret_rotation
+    from playground_ops.runbook import RunbookFailed
+
+    render, service, _ = platform
+    original = render.list_env_vars(service)["JWT_SECRET"]
+    tokens = user_tokens()
+    assert secret_rotation(secrets=["JWT_SECRET"]).status.value == "ok"
+    rotated = render.list_env_vars(service)["JWT_SECRET"]
+    assert answers(tokens) == (200, 200)  # an old token in use, signed with the original value
+    past_grace_period()
+    stored = len(rotation_reports())
+    with pytest.raises(RunbookFailed, match=r"expected no rotation still in its grace period .*postponed: old tokens "
+                                            r"still in use; nothing rotated, the previous values kept"):
+        secret_rotation(secrets=["JWT_SECRET"])
+    live = render.list_env_vars(service)
+    assert (live["JWT_SECRET_PREVIOUS"], live["JWT_SECRET"]) == (original, rotated)
+    assert answers(tokens) == (200, 200)
+    assert len(rotation_reports()) == stored + 1  # one report, stating the state left
     assert secret_rotation(action="finish", force_finish=True).summary.startswith("finished:")
 
 
