@@ -9,6 +9,8 @@ from pydantic import Field
 
 from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
+from tasks.platform.change_record import begin_change, end_change, mark_step
+from tasks.platform.change_recovery import recover_unfinished
 from tasks.platform.env_changes import check_env_request, plan_env_change
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, new_fingerprints,
                                             read_env_fingerprints, read_instances, restart_instances, restart_problem,
@@ -75,11 +77,15 @@ def environment_variables(target: str | None = None, action: Literal["list", "se
 def change_env(t, action: str, values: dict, secret_blocks: dict, keys: list, restart: bool, wait_seconds: int,
                approval_timeout_seconds: int, dry_run: bool) -> Report:
     """The change, previewed, approved, written, read back, restarted; rolled back when the service is not healthy."""
+    recovered = None if dry_run else recover_unfinished(t, str(flow_run.id), wait_seconds)
     live = read_env_fingerprints(t.platform)
     new = new_fingerprints(values, secret_blocks) if action == "set" else {}
     change = plan_env_change(live, action, new, keys)
     report = Report(runbook="environment-variables", target=t.name, tables={"change": change.rows},
                     figures={"action": action, "keys": len(change.keys), "dry_run": dry_run})
+    if recovered:
+        report.add("warning", f"an unfinished change was found first: {recovered}")
+        report.figures["recovered"] = recovered
     if dry_run or not change.keys:
         report.summary = (f"dry run: would {action} " if dry_run else "nothing to change: ") + (
             ", ".join(change.keys) or "no key differs")
@@ -90,14 +96,18 @@ def change_env(t, action: str, values: dict, secret_blocks: dict, keys: list, re
         return publish(report)
 
     backup = back_up_env(t.platform, change.keys, backup_block_name(t.name, str(flow_run.id)))
+    begin_change(t.name, str(flow_run.id), "environment-variables", "env", t.platform.service_id, change.keys, backup)
     before = [i["id"] for i in read_instances(t.platform)] if restart else []
     wrong = write_env.submit(t.platform, values, secret_blocks, keys, change.expected).result(raise_on_failure=False)
     healthy = None
+    if not isinstance(wrong, BaseException) and not wrong:
+        mark_step(t.name, "written")
     if not isinstance(wrong, BaseException) and not wrong and restart:
         restart_instances(t.platform)
         healthy = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
     if isinstance(wrong, BaseException) or wrong or (healthy is not None and restart_problem(healthy, wait_seconds)):
         return roll_back(t, report, backup, restart, wait_seconds, wrong, healthy)
+    end_change(t.name)  # the change stands
     forget_backup(backup)
     report.summary = f"{action}: {', '.join(change.keys)} written and read back" + (
         "; restarted, healthy" if restart else " (no restart: the running processes keep the old values)")
@@ -119,5 +129,8 @@ def roll_back(t, report: Report, backup: str, restart: bool, wait_seconds: int, 
         state = "previous values restored"
     else:
         state = (f"the rollback failed too ({left if isinstance(left, BaseException) else 'still different: ' + ', '.join(left)}); "
-                 f"the previous values are in the Prefect Secret block {backup}")
+                 f"the previous values are in the Prefect Secret block {backup}, and the next change on "
+                 f"{t.name} puts them back first")
+    if not isinstance(left, BaseException) and not left:
+        end_change(t.name)  # rolled back: nothing left to recover
     fail_run(report, f"{why}; {state}")

@@ -12,8 +12,10 @@ from pydantic import Field
 from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, run_link, runbook
 from tasks.monitoring.run_state import read_run_state, write_run_state
-from tasks.platform.rotation import (failed_checks, finish_after, finish_due, mid_rotation,
-                                     missing, plan_rows, staged_rows)
+from tasks.platform.change_record import begin_change, end_change, mark_step
+from tasks.platform.change_recovery import recover_unfinished
+from tasks.platform.rotation import (failed_checks, finish_after, finish_due, mid_rotation, missing, plan_rows,
+                                     previous_name, staged_rows)
 from tasks.platform.secret_steps import (block_name, cancel_scheduled_finishes, check_live_tokens, check_tokens,
                                          create_pending, forget_block, keep_rollback_copy_only, previous_secret_use,
                                          put_back_current, put_back_previous, remove_previous, schedule_finish,
@@ -22,7 +24,7 @@ from tasks.platform.service_actions import (read_env_fingerprints, read_instance
                                             restart_problem, wait_until_healthy)
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
-from tasks.reporting.report import Report
+from tasks.reporting.report import Report, Status
 from tasks.slots import platform_change
 from tasks.targets import load_target
 
@@ -66,11 +68,17 @@ def secret_rotation(target: str | None = None, action: Literal["rotate", "finish
     declared = [t.rotation.declared(name) for name in secrets] if secrets else list(t.rotation.secrets)
     names = [s.name for s in declared]
     with platform_change(t.name, wait_for_other_change_seconds, f"{RUNBOOK} on {t.name}"):
+        recovered = None if dry_run else recover_unfinished(t, str(flow_run.id or "local"), wait_seconds)
         live = read_env_fingerprints(t.platform)
         if missing(live, names):
             raise ConfigError(f"secrets on {t.name}", "secrets the service already has (rotation renews them)",
                               ", ".join(missing(live, names)))
         pending, state = mid_rotation(live, names), read_run_state(RUNBOOK, t.name)
+        if recovered:  # a completed rotation starts its grace period now: no finish, no new rotation before it
+            return publish(Report(runbook=RUNBOOK, target=t.name, status=Status.WARNING,
+                                  figures={"action": action, "recovered": recovered},
+                                  summary=f"an unfinished change was found first and recovered: {recovered}; "
+                                          f"nothing else done (run again for {action})"))
         if action == "finish":
             return finish(t, pending, state, force_finish, recent_use_minutes, wait_seconds, dry_run)
         earlier = None
@@ -108,14 +116,18 @@ def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds:
 
     fingerprints = create_pending(t.platform, declared, block)
     report.tables["rotation"] = staged_rows(fingerprints, block)
+    begin_change(t.name, str(flow_run.id or "local"), RUNBOOK, "rotation", t.platform.service_id,
+                 names + [previous_name(n) for n in names], block)
     before = [i["id"] for i in read_instances(t.platform)]
     wrong = set_pending.submit(t.platform, block).result(raise_on_failure=False)
     problem = (f"the write failed: {wrong}" if isinstance(wrong, BaseException)
                else f"read back differently: {', '.join(wrong)}" if wrong else None)
     if problem is None:
+        mark_step(t.name, "set")
         problem = restart_and_test(t, block, before, wait_seconds, report, {"new": 200, "previous": 200})
     if problem:
         roll_back(t, report, block, wait_seconds, problem)
+    mark_step(t.name, "tested")
 
     keep_rollback_copy_only(block)
     now = datetime.now(timezone.utc)
@@ -124,6 +136,7 @@ def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds:
     write_run_state(RUNBOOK, t.name, {"rotated_at": now.isoformat(), "finish_after": due.isoformat(), "block": block,
                                       "run": str(flow_run.id or ""), "secrets": names,
                                       "fingerprints": {n: fp["pending"] for n, fp in fingerprints.items()}})
+    end_change(t.name)  # the rotation stands; its finish comes after the grace period
     report.figures.update(finish_after=due.isoformat(), finish_scheduled=bool(scheduled))
     report.summary = (f"earlier rotation {earlier.summary}; then " if earlier is not None else "") + (
                       f"rotated {', '.join(names)}: new and previous tokens accepted; the previous values stay "
@@ -158,6 +171,7 @@ def roll_back(t, report: Report, block: str, wait_seconds: int, why: str) -> NoR
     if again:
         fail_run(report, f"{why}; the previous values were put back but the service is not right: {again}; they "
                          f"are also kept in the Prefect Secret block {block}")
+    end_change(t.name)
     forget_block(block)
     fail_run(report, f"{why}; rolled back: the previous values are live again and accepted")
 

@@ -234,3 +234,12 @@ def cancel_scheduled_finishes(target: str, why: str) -> list[str]:
                 client.set_flow_run_state(run.id, Cancelled(message=why), force=True)
                 cancelled.append(str(run.id))
     return cancelled
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=120))
+def new_value_live(platform: Platform, block: str) -> bool:
+    """Whether any secret of the rotation kept in the block has its new value live as <NAME>: then tokens may have
+    been signed with it, and the rotation can only be completed, never undone."""
+    kept = _load(block)
+    live = client_for(platform).list_env_vars(platform.service_id)
+    return any(live.get(name) == value for name, value in kept["new"].items()) or not kept["new"]

@@ -1,0 +1,60 @@
+"""Recovering a change another run left unfinished (its record found while this run holds the target's
+platform-change slot): rolled back when no token can depend on it, completed otherwise; in words for the report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from tasks.monitoring.run_state import write_run_state
+from tasks.platform.change_record import describe, end_change, read_change
+from tasks.platform.secret_steps import keep_rollback_copy_only, new_value_live, put_back_current, set_pending
+from tasks.platform.service_actions import (read_instances, restart_instances, restart_problem, restore_env,
+                                            wait_until_healthy)
+from tasks.retry import PermanentError
+
+
+def recover_unfinished(t, run_id: str, wait_seconds: int, grace_seconds: int | None = None) -> str | None:
+    """The change another run left unfinished on this target, completed or rolled back: what was done, or None when
+    there was none. A recovery that fails raises, naming the state left and where the previous values are."""
+    record = read_change(t.name)
+    if not record or record["run"] == run_id:
+        return None
+    what = describe(record)
+    service = next((s for s in t.platform.all_services() if s.id == record["service_id"]), None)
+    if service is None:
+        raise PermanentError(f"needs recovery: {what}, but that service is not one of {t.name}'s any more; the "
+                             f"previous values are in the Prefect Secret block {record['kept_in']}")
+    platform = t.platform.for_service(service)
+    if record["kind"] == "rotation" and new_value_live(platform, record["kept_in"]):
+        left, done = set_pending(platform, record["kept_in"]), "completed (the new values may sign tokens already)"
+    elif record["kind"] == "rotation":
+        left, done = put_back_current(platform, record["kept_in"]), "rolled back (no new value was live)"
+    else:
+        left, done = restore_env(platform, record["kept_in"]), "rolled back (the previous values put back)"
+    if left:
+        raise PermanentError(f"needs recovery: {what}; recovering it left {', '.join(left)} different; the values "
+                             f"are in the Prefect Secret block {record['kept_in']}")
+    health = ""
+    if service.id == t.platform.service_id:  # the web service: restarted onto the values, and checked
+        before = [i["id"] for i in read_instances(platform)]
+        restart_instances(platform)
+        seen = wait_until_healthy(platform, t.health_url, before, wait_seconds)
+        health = "; restarted, " + (restart_problem(seen, wait_seconds) or "healthy")
+    if record["kind"] == "rotation" and done.startswith("completed"):
+        keep_rollback_copy_only(record["kept_in"])
+        _rotation_state(t, record, grace_seconds)
+    end_change(t.name)
+    return f"{what}: {done}{health}"
+
+
+def _rotation_state(t, record: dict[str, Any], grace_seconds: int | None) -> None:
+    """The completed rotation's grace period, from now: its finish removes the previous values after it."""
+    from tasks.platform.rotation import finish_after
+
+    now = datetime.now(timezone.utc)
+    due = finish_after(now, grace_seconds if grace_seconds is not None else t.rotation.grace_seconds)
+    secrets = sorted(k for k in record["keys"] if not k.endswith("_PREVIOUS"))
+    write_run_state("secret-rotation", t.name, {"rotated_at": record["steps"][0]["at"],
+                                                "finish_after": due.isoformat(), "block": record["kept_in"],
+                                                "run": record["run"], "secrets": secrets, "recovered": True})
