@@ -88,7 +88,9 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
                          failed_logins_in_log=log_bursts,
                          top_users=activity["rates"].get("top_users", []), top_ips=activity["rates"].get("top_ips", []),
                          error_log=errors)
-    report.figures.update(failed_requests=sum(r["failures"] for r in activity["failed_auth"].get("by_ip", [])),
+    # every 401 of the range, not only those of the 20 addresses the table shows
+    report.figures.update(failed_requests=int(activity["failed_auth"].get("total") or 0),
+                          failed_request_ips=int(activity["failed_auth"].get("ips") or 0),
                           failed_logins_in_log=len(log_events))
 
     previous = read_previous_report("security-review", t.name)

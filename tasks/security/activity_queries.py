@@ -28,6 +28,8 @@ per_ip AS (SELECT ip, minute, sum(n) AS n FROM f GROUP BY 1, 2),
 windows AS (SELECT ip, minute, sum(n) OVER (PARTITION BY ip ORDER BY minute
                  RANGE BETWEEN %(window)s::interval PRECEDING AND CURRENT ROW) AS in_window FROM per_ip)
 SELECT json_build_object(
+  'total', (SELECT coalesce(sum(n), 0) FROM f),
+  'ips', (SELECT count(DISTINCT ip) FROM f),
   'by_ip', (SELECT coalesce(json_agg(t ORDER BY failures DESC, ip), '[]') FROM (
       SELECT ip, sum(n) AS failures, count(DISTINCT user_id) AS users, min(minute) AS first, max(minute) AS last
       FROM f GROUP BY ip ORDER BY failures DESC, ip LIMIT 20) t),

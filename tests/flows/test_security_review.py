@@ -91,6 +91,20 @@ def test_the_burst_and_the_hammering_are_flagged_and_nothing_else(known):
     assert any(f.message.startswith("no platform: the backend's log lines") for f in report.findings)
 
 
+def test_failed_requests_count_every_401_not_only_the_twenty_addresses_the_table_shows(known):
+    from flows.security_review import security_review
+
+    with psycopg.connect(known, autocommit=True) as conn:  # 25 more addresses, one failed request each
+        conn.execute("""INSERT INTO requests (user_id, endpoint, status_code, latency_ms, client_ip, error_type,
+            created_at) SELECT 1, '/api/chat', 401, 3, ('10.1.0.' || g)::inet, 'unauthorized',
+            now() - interval '3 days' - g * interval '1 minute' FROM generate_series(1, 25) g""")
+        total, ips = conn.execute("SELECT count(*), count(DISTINCT client_ip) FROM requests WHERE status_code = 401 "
+                                  "AND created_at >= now() - interval '7 days'").fetchone()
+    report = security_review(access_review=False)
+    assert len(report.tables["failed_logins_by_ip"]) == 20 and ips == 29
+    assert (report.figures["failed_requests"], report.figures["failed_request_ips"]) == (total, ips) == (58, 29)
+
+
 def test_the_access_review_names_inactive_privileged_accounts_roles_and_public_create(known):
     from flows.security_review import security_review
 
