@@ -33,8 +33,9 @@ def release(target: str | None = None, tag_now: bool = False, dry_run: bool = Fa
     remote = prepare_repository(repo, workdir)
     history = read_release_history(repo, workdir)
     try:
+        # a repository without tags starts from the version its manifests carry (else 0.1.0)
         plan = plan_release(history["tags"], history["commits"], history["changelog"], history["changelog_commit"],
-                            history["head"], tag_now)
+                            history["head"], tag_now, first=history["manifest_version"] or "0.1.0")
     except ValueError as exc:
         raise FindingsFailRun(str(exc)) from None
     day = datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -31,8 +31,33 @@ def read_release_history(repo: Repository, workdir: Path, last_tag_hint: str | N
     commits = [Commit(*(part.strip() for part in entry.split(FIELD))) for entry in log.split(RECORD) if entry.strip()]
     changelog = work / "CHANGELOG.md"
     return {"tags": tags, "commits": commits, "head": git("rev-parse", base, cwd=work),
+            "manifest_version": manifest_version(work, base, ["."] + [p.path for p in repo.projects]),
             "changelog": changelog.read_text() if changelog.exists() else None,
             "changelog_commit": git("log", "-1", "--format=%H", base, "--", "CHANGELOG.md", cwd=work) or None}
+
+
+def manifest_version(work: Path, base: str, folders: list[str]) -> str | None:
+    """The version the base's manifests carry (the root's first, then each project's; package.json, then
+    pyproject.toml), when it is a plain X.Y.Z: where a repository without tags starts its releases."""
+    import json
+    import re
+    import subprocess
+    import tomllib
+
+    for folder in dict.fromkeys(folders):
+        for name in ("package.json", "pyproject.toml"):
+            path = name if folder in (".", "") else f"{folder.strip('/')}/{name}"
+            shown = subprocess.run(["git", "show", f"{base}:{path}"], cwd=work, capture_output=True, text=True)
+            if shown.returncode != 0:
+                continue
+            try:
+                data = json.loads(shown.stdout) if name == "package.json" else tomllib.loads(shown.stdout).get("project", {})
+            except ValueError:
+                continue
+            version = data.get("version") if isinstance(data, dict) else None
+            if isinstance(version, str) and re.fullmatch(r"\d+\.\d+\.\d+", version):
+                return version
+    return None
 
 
 @task(**retrying(retries=0, timeout_seconds=300))

@@ -70,4 +70,5 @@ def test_a_repository_without_tags_gets_its_first_release(tmp_path, monkeypatch,
 
     monkeypatch.setenv("OPS_REPO_URL", str(make_repo(tmp_path)))
     first = release(dry_run=True)
-    assert first.figures["version"] == "0.1.0" and first.figures["last_tag"] == ""
+    # its manifests say 1.0.0: the first release is that version, never a step back to 0.1.0
+    assert first.figures["version"] == "1.0.0" and first.figures["last_tag"] == ""
