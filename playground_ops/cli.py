@@ -434,12 +434,31 @@ def sandbox_up() -> None:
 
 @sandbox_app.command("down")
 @bad_input_exits_2
-def sandbox_down(purge: bool = typer.Option(False, help="Also drop the sandbox database and empty its Redis db.")) -> None:
-    """Stop the stand-in backend."""
+def sandbox_down(backend: bool = typer.Option(False, "--backend", help="Stop the backend only (a backend-failure "
+                                                                          "drill: the platform and database stay up)."),
+                 platform: bool = typer.Option(False, "--platform", help="Stop the stand-ins only (Render's, GitHub's "
+                                                                           "and the advisories' APIs)."),
+                 database: bool = typer.Option(False, "--database", help="Stop the sandbox's PostgreSQL only."),
+                 purge: bool = typer.Option(False, help="Also drop the sandbox database and empty its Redis db "
+                                                        "(with everything stopped).")) -> None:
+    """Stop the sandbox: the backend, the stand-ins and its PostgreSQL, or only the parts named."""
     from sandbox import manager
 
-    manager.down(_settings(), purge=purge)
-    typer.echo("sandbox down" + (" and purged" if purge else ""))
+    settings = _settings()
+    parts = [name for name, asked in (("backend", backend), ("platform", platform), ("database", database)) if asked]
+    if parts and purge:
+        raise ConfigError("--purge", "everything stopped (no --backend, --platform or --database)")
+    if not parts:
+        manager.down(settings, purge=purge)
+        typer.echo("sandbox down" + (" and purged" if purge else ""))
+        return
+    if backend:
+        manager.stop_backend(settings)
+    if platform:
+        manager.stop_service(settings, "standins")
+    if database and settings.sandbox_cluster() is not None:
+        settings.sandbox_cluster().stop()
+    typer.echo(f"sandbox: {', '.join(parts)} stopped; the rest still runs (`sandbox up` starts everything again)")
 
 
 @sandbox_app.command("status")

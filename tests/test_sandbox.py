@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import httpx
 import psycopg
@@ -91,3 +92,24 @@ def test_sandbox_commands(sandbox):
     assert status.returncode == 0 and '"healthy": true' in status.stdout
     env = cli("sandbox", "env")
     assert "export DATABASE_URL='postgresql://" in env.stdout and "export JWT_SECRET=" in env.stdout
+
+
+def test_sandbox_down_backend_stops_the_backend_alone_for_a_backend_failure_drill(sandbox):
+    """A drill of the backend failing must not become a total outage: the platform's API and the database stay up."""
+    from tests.conftest import backend_down, cli
+
+    stopped = cli("sandbox", "down", "--backend")
+    try:
+        assert stopped.returncode == 0, stopped.stderr
+        assert "backend stopped; the rest still runs" in stopped.stdout
+        backend_down(sandbox)  # and stays down
+        assert manager.backend_pid(sandbox) is None
+        headers = {"Authorization": f"Bearer {os.environ['RENDER_API_KEY']}"}
+        assert httpx.get(f"{os.environ['RENDER_API_URL']}/services", headers=headers).status_code == 200
+        with psycopg.connect(manager.database_url(sandbox)) as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] > 0
+        refused = cli("sandbox", "down", "--backend", "--purge")
+        assert refused.returncode == 2 and "--purge: expected everything stopped" in refused.stderr
+    finally:
+        manager.up(sandbox, users=50, requests=2000, days=3)
+    assert httpx.get(os.environ["HEALTH_URL"]).status_code == 200
