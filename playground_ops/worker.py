@@ -19,6 +19,12 @@ class DrainingProcessWorker(ProcessWorker):
 
     draining = False
 
+    @classmethod
+    def __dispatch_key__(cls) -> str:
+        """Its own key in Prefect's registry of worker types: registered under `process` (its `type`, which the work
+        pool must match), it would replace Prefect's own process worker there, with a warning at every start."""
+        return "playground-ops-draining-process"
+
     async def get_and_submit_flow_runs(self):
         if self.draining:
             return []
