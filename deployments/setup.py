@@ -28,12 +28,26 @@ LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's
 FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", "Warning", "Critical", "Skipped")
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
 RUNBOOK_TAG = "playground-ops"
-FAILURE_SUBJECT = "[FAILED] runbook {{ flow.name }} on {{ flow_run.parameters.get('target') or 'the default target' }}"
+# The state that happened (FAILED, CRASHED, TIMEDOUT) and the target's own name: the run's `target` parameter, else
+# the default target's name as `setup` read it.
+DEFAULT_TARGET = "<default target>"  # replaced by setup with the default target's name
+TARGET_OF_RUN = "{{ flow_run.parameters.get('target') or '" + DEFAULT_TARGET + "' }}"
+FAILURE_SUBJECT = "[{{ flow_run.state.name|upper }}] runbook {{ flow.name }} on " + TARGET_OF_RUN
 FAILURE_BODY = """Runbook {{ flow.name }} ended {{ flow_run.state.name }}.
 Deployment: {% if deployment %}{{ deployment.name }}{% else %}(run by hand){% endif %}
-Target: {{ flow_run.parameters.get('target') or 'the default target' }}
+Target: """ + TARGET_OF_RUN + """
 Message: {{ flow_run.state.message }}
 Run: {{ flow_run|ui_url }}"""
+
+
+def default_target_name(settings: Settings) -> str:
+    """The default target's name, for messages about runs that did not name one."""
+    from playground_ops.settings import load_targets
+
+    try:
+        return load_targets(settings)[1]
+    except Exception:  # no target configured where setup runs: said plainly
+        return "the default target"
 
 
 @dataclass
@@ -125,7 +139,7 @@ def ensure_notification_block(settings: Settings, result: SetupResult):
     return block_id
 
 
-def ensure_failure_automation(block_id, result: SetupResult) -> None:
+def ensure_failure_automation(block_id, result: SetupResult, default_target: str = "the default target") -> None:
     """One notification whenever a runbook's flow run becomes Failed, Crashed or TimedOut."""
     from prefect.events.actions import SendNotification
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -140,7 +154,9 @@ def ensure_failure_automation(block_id, result: SetupResult) -> None:
         # by the flow's name, so a runbook run outside a deployment (no tags) is notified too
         match_related={"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
         posture=Posture.Reactive, threshold=1)
-    action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT, body=FAILURE_BODY)
+    name = default_target.replace("'", "")  # inside a quoted template string
+    action = SendNotification(block_document_id=block_id, subject=FAILURE_SUBJECT.replace(DEFAULT_TARGET, name),
+                              body=FAILURE_BODY.replace(DEFAULT_TARGET, name))
     _upsert_automation(FAILURE_AUTOMATION, "Sends one notification for each playground-ops runbook run that fails, "
                                            "crashes or times out.", trigger, action, result)
 
@@ -272,7 +288,7 @@ def setup(settings: Settings) -> SetupResult:
     ensure_work_pool(settings.work_pool, result, settings.workers)
     ensure_global_limits(result)
     block_id = ensure_notification_block(settings, result)
-    ensure_failure_automation(block_id, result)
+    ensure_failure_automation(block_id, result, default_target_name(settings))
     ensure_lost_run_automation(result)
     ensure_reconcile_automation(result)
     ensure_diagnostics_automation(result)

@@ -62,11 +62,15 @@ def test_a_runbook_run_outside_any_deployment_is_notified_too(ops, receiver):
     assert len(got) == 1 and "Deployment: (run by hand)" in got[0]["body"]
 
 
-def test_run_prints_why_a_run_failed_and_where_to_watch_one_still_running(served):
+def test_run_prints_why_a_run_failed_and_where_to_watch_one_still_running(served, receiver):
     failed = cli("run", "restore-database", "--param", "backup_id=no-such-backup")
     assert failed.returncode == 1
     assert ("restore-database on sandbox: Failed: " in failed.stdout
             and "nothing to restore: no-such-backup: no manifest" in failed.stdout), failed.stdout
+    # the run named no target: its notification names the default one by its name
+    note = receiver.wait_for("no-such-backup: no manifest", timeout=90)
+    assert note and note[-1]["subject"] == "[FAILED] runbook restore-database on sandbox", note
+    assert "Target: sandbox\n" in note[-1]["body"]
     waiting = cli("run", "health-check", "--timeout", "0")
     assert waiting.returncode == 1
     assert "still running after 0 s: the run goes on; watch it at http://" in waiting.stdout

@@ -162,7 +162,7 @@ def test_a_host_lost_mid_backup_is_crashed_notified_reconciled_and_the_next_run_
                 for name in ("playground-ops-backup", "playground-ops-database-heavy")}
     assert held == {"playground-ops-backup": 0, "playground-ops-database-heavy": 0}, held
     notes = receiver.wait_for(str(run_id), timeout=60)
-    assert len(notes) == 1 and "[FAILED] runbook backup-database" in notes[0]["subject"]
+    assert len(notes) == 1 and notes[0]["subject"] == "[CRASHED] runbook backup-database on sandbox", notes
 
     deadline = time.monotonic() + 300  # the reconcile, started by the automation
     while True:
