@@ -27,6 +27,7 @@ LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's
 # every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
 FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", "Warning", "Critical", "Skipped")
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
+SEV1_ALERTS = ("HealthCheckFailing",)  # alerts that mean the service is down
 RUNBOOK_TAG = "playground-ops"
 # The state that happened (FAILED, CRASHED, TIMEDOUT) and the target's own name: the run's `target` parameter, else
 # the default target's name as `setup` read it.
@@ -275,7 +276,10 @@ def ensure_incident_automation(settings: Settings, result: SetupResult) -> bool:
                            posture=Posture.Reactive, threshold=1)
     action = RunDeployment(source="selected", deployment_id=deployment.id, parameters={
         "target": "{{ event.resource['playground-ops.target'] }}", "alert": "{{ event.resource['prefect.resource.name'] }}",
-        "severity": "sev2", "summary": f"critical alert {{{{ event.resource['prefect.resource.name'] }}}} firing for "
+        # the service down (its health check failing) is sev1, as the incident runbook's own words have it
+        "severity": "{% if event.resource['prefect.resource.name'] in " + repr(list(SEV1_ALERTS)) + " %}sev1"
+                    "{% else %}sev2{% endif %}",
+        "summary": f"critical alert {{{{ event.resource['prefect.resource.name'] }}}} firing for "
                                        f"{settings.incident_after} or more"})
     _upsert_automation(INCIDENT_AUTOMATION, f"Opens an incident when a critical alert has fired for "
                                             f"{settings.incident_after} (OPS_INCIDENT_AFTER).", trigger, action, result)

@@ -17,6 +17,7 @@ from tasks.incidents.record import open_incident, read_record, record_step
 from tasks.incidents.response import (ACTIONS, alert_transitions, assessment_rows, build_timeline,
                                       check_recovery_timeout, containment_options, impact_summary, post_mortem,
                                       runbook_entries)
+from tasks.monitoring.probes import optional_result
 from tasks.reporting.notify import check_approval_timeout, send_notification, wait_for_approval
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
@@ -57,17 +58,24 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
     t = load_target(target)
     block = load_ops_settings().notification_block
     summary = summary or (f"alert {alert} firing" if alert else "declared by an operator")
-    incident_id, attached = open_incident(t.name, severity, summary, alert, str(flow_run.id))
-    if attached:
-        return publish(Report(runbook="incident", target=t.name, figures={"incident": incident_id, "attached": True},
-                              summary=f"attached to the open incident {incident_id} (alert {alert})"))
-    send_notification(f"[INCIDENT {incident_id}] {severity} on {t.name}: {summary}",
-                      f"{summary}\nFollow it at {run_link() or 'the incident run in the Prefect UI'}.", block)
+    incident_id, how, owner = open_incident(t.name, severity, summary, alert, str(flow_run.id))
+    if how == "attached":  # its own run is alive and works it
+        return publish(Report(runbook="incident", target=t.name, figures={"incident": incident_id, "attached": True,
+                                                                          "worked_by": owner},
+                              summary=f"attached to the open incident {incident_id} (alert {alert}), worked by run "
+                                      f"{owner}"))
+    taken = f" (taken over from run {owner}, which ended without resolving it)" if how == "taken-over" else ""
+    send_notification(f"[INCIDENT {incident_id}] {severity} on {t.name}: {summary}{taken}",
+                      f"{summary}{taken}\nFollow it at {run_link() or 'the incident run in the Prefect UI'}.", block)
     since = datetime.now(timezone.utc) - timedelta(minutes=lookback_minutes)
 
     rows = assessment_rows(assess(t.name))
-    impact = read_impact(t.database_url, t.app_schema, since)
-    record_step(t.name, incident_id, "assessed", {"assessment": rows, "impact": impact_summary(impact)})
+    # the database may be what is down: impact then comes from the probes and the platform, and the report says so
+    impact = optional_result(read_impact.submit(t.database_url, t.app_schema, since))
+    unread_impact = None if impact is not None else "the requests table could not be read (the database is down?)"
+    impact = impact or {}
+    record_step(t.name, incident_id, "assessed", {"assessment": rows, "impact": impact_summary(impact)
+                                                  if not unread_impact else unread_impact})
     instances, deploys = platform_now(t)
     offered = containment_options(rows, impact, instances, t.scaling.max_instances, deploys, since,
                                   suspected_secret_leak)
@@ -91,6 +99,15 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
                              "green_checks": greens, **{k: v for k, v in impact.items() if k != "endpoints"}},
                     summary=f"{incident_id} {'resolved' if greens >= green_checks else 'still open'}: "
                             + impact_summary(impact))
+    if taken:
+        report.figures["taken_over_from"] = owner
+        report.add("warning", f"{incident_id} was open with no run working it: taken over from run {owner}")
+    if unread_impact:
+        report.summary = f"{incident_id} {'resolved' if greens >= green_checks else 'still open'}: impact unknown: " \
+                         f"{unread_impact}; the assessment's probes say: " + "; ".join(
+                             f"{r.get('runbook')}: {r.get('status')}" for r in rows[:5])
+        report.add("warning", f"impact unknown: {unread_impact}; the probes' failures and the platform's figures "
+                              "in the assessment are the evidence")
     for source, why in unread.items():
         report.add("warning", f"the timeline lacks {source}: it could not be read ({why})")
     if greens < green_checks:

@@ -242,8 +242,8 @@ def test_a_platform_change_the_target_would_refuse_is_refused_before_any_run_exi
         with get_client(sync_client=True) as client:
             return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[runbook]))))
 
-    before, notified = runs(), len(receiver.all())
+    before, notified = runs(), len(receiver.matching(f"runbook {runbook} "))
     args = [item for p in params for item in ("-p", p)]
     line = one_line_error(cli("run", runbook, *args, env={"OPS_APPROVAL_MIN_SECONDS": "30"}))
     assert expected in line and "plain-but-secret-value" not in line
-    assert runs() == before and len(receiver.all()) == notified
+    assert runs() == before and len(receiver.matching(f"runbook {runbook} ")) == notified

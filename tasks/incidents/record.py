@@ -70,14 +70,46 @@ def _open_for(incidents: dict[str, list[dict]], alert: str | None) -> list[str]:
                    and status_of(steps) == "open"), key=_number)
 
 
+def owner_run(steps: list[dict[str, Any]]) -> str | None:
+    """The run that works the incident: the one that opened it, or the last to take it over."""
+    owners = [s.get("run_id") for s in steps if s.get("kind") in ("opened", "taken-over")]
+    return owners[-1] if owners else None
+
+
+def run_alive(run_id: str | None) -> bool:
+    """Whether that flow run is still going (not in a final state); an unknown run is not."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    if not run_id:
+        return False
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state
+    except (ObjectNotFound, ValueError):
+        return False
+    return state is not None and not state.is_final()
+
+
 @task(**retrying(retries=2, backoff=1, timeout_seconds=60))
-def open_incident(target: str, severity: str, summary: str, alert: str | None, run_id: str) -> tuple[str, bool]:
-    """A new incident's id, or the open incident of the same alert (then True: this start attached to it)."""
+def open_incident(target: str, severity: str, summary: str, alert: str | None,
+                  run_id: str) -> tuple[str, str, str | None]:
+    """The incident this run works, and how: "opened" (a new one), "attached" (the same alert's incident, whose run
+    is alive and works it), or "taken-over" (that incident's run has ended without resolving it: this run works it
+    now, and the record says so); with the run it was taken from."""
     store = _store()
-    existing = _open_for(read_incidents(store, target), alert)
+    incidents = read_incidents(store, target)
+    existing = _open_for(incidents, alert)
     if existing:
-        _put_step(store, target, existing[0], "attached", {"run_id": run_id})
-        return existing[0], True
+        owner = owner_run(incidents[existing[0]])
+        if run_alive(owner):
+            _put_step(store, target, existing[0], "attached", {"run_id": run_id})
+            return existing[0], "attached", owner
+        _put_step(store, target, existing[0], "taken-over", {"run_id": run_id, "from_run": owner, "severity": severity,
+                                                             "why": "its run ended without resolving it"})
+        return existing[0], "taken-over", owner
     day = datetime.now(timezone.utc).strftime("%Y%m%d")
     numbers = [_number(i)[1] for i in read_incidents(store, target) if _number(i)[0] == day]
     n = max(numbers, default=0) + 1
@@ -95,8 +127,8 @@ def open_incident(target: str, severity: str, summary: str, alert: str | None, r
     if earlier:  # started in the same instant as another: one incident, the earlier
         _put_step(store, target, incident, "merged", {"into": earlier[0]})
         _put_step(store, target, earlier[0], "attached", {"run_id": run_id})
-        return earlier[0], True
-    return incident, False
+        return earlier[0], "attached", owner_run(read_incidents(store, target)[earlier[0]])
+    return incident, "opened", None
 
 
 @task(**retrying(retries=2, backoff=1, timeout_seconds=60))

@@ -168,3 +168,58 @@ def test_containment_without_an_answer_in_time_is_skipped_and_recorded(down):
                                             for a in report.tables["actions"])
     assert manager.backend_pid(down) is None  # nothing was done without an operator
     assert "containment" in [s["step"] for s in report.tables["record"]] and report.figures["resolved"] is False
+
+
+def test_an_incident_while_the_database_is_down_is_assessed_contained_and_resolved_when_it_returns(ops, receiver):
+    """The outage it is for takes the requests table with it: the run goes on to assessment, containment (asked,
+    refused: the database, not the backend) and the wait for recovery, naming what it could not read; it is
+    resolved once the database is back."""
+    from prefect.flow_runs import resume_flow_run
+    from prefect.variables import Variable
+
+    from flows.health_check import health_check
+    from tasks.monitoring.run_state import state_name
+
+    Variable.unset(state_name("health-check", "sandbox"))
+    cluster = ops.sandbox_cluster()
+    cluster.stop()
+    try:
+        assert [health_check().status.value for _ in range(2)] == ["warning", "critical"]
+        runner, outcome = run_in_thread(summary="database outage drill", green_checks=1, check_interval_seconds=5,
+                                        recovery_timeout_minutes=3, approval_timeout_seconds=120)
+        paused = paused_run("incident")
+        assert paused is not None, "no containment was asked"
+        resume_flow_run(paused.id, run_input={"restart": False, "reason": "the database, not the backend"})
+    finally:
+        cluster.ensure()
+    runner.join(timeout=600)
+    report = outcome["report"]
+    assert report.figures["resolved"] is True, report.summary
+    assert "impact unknown: the requests table could not be read" in report.summary
+    assert any(f.message.startswith("impact unknown") for f in report.findings)
+    assert {"action": "restart", "outcome": "refused by an operator", "run": ""} in report.tables["actions"]
+    steps = [s["step"] for s in report.tables["record"]]
+    assert steps[0] == "opened" and {"assessed", "containment", "investigated", "resolved"} <= set(steps)
+    assert receiver.wait_for(f"[RESOLVED {report.figures['incident']}]")
+
+
+def test_an_open_incident_whose_run_has_ended_is_taken_over_never_answered_ok(ops, receiver):
+    """Its run died without resolving it: a new alert's run works it (and says so), rather than attaching to it."""
+    import uuid
+
+    from flows.incident import incident
+    from tasks.incidents.record import open_incident, read_incidents, _store
+
+    dead_run = str(uuid.uuid4())  # a run the server does not know: surely not alive
+    alert = f"OrphanDrill{uuid.uuid4().hex[:8]}"  # an alert no other test's incident is open for
+    opened, how, _ = open_incident.fn("sandbox", "sev1", "an outage whose run died", alert, dead_run)
+    assert how == "opened"
+    report = incident(alert=alert, summary=f"alert {alert} firing", green_checks=1,
+                      check_interval_seconds=5, recovery_timeout_minutes=0.2, approval_timeout_seconds=3)
+    assert report.figures["incident"] == opened and report.figures.get("attached") is not True
+    assert report.figures["taken_over_from"] == dead_run
+    assert any(f"taken over from run {dead_run}" in f.message for f in report.findings)
+    steps = read_incidents(_store(), "sandbox")[opened]
+    assert [s["kind"] for s in steps][:2] == ["opened", "taken-over"] and steps[-1]["kind"] == "post-mortem"
+    notified = receiver.wait_for(f"[INCIDENT {opened}]")
+    assert notified and "taken over from run" in notified[-1]["subject"]
