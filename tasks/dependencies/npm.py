@@ -20,7 +20,8 @@ NETWORK_ERRORS = ("ETIMEDOUT", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ECONNREF
 class CommandResult:
     command: str
     returncode: int
-    output: str
+    output: str  # stdout and stderr, redacted, the last 4,000 characters: what a report shows
+    stdout: str = ""  # the whole of stdout, never cut: what a parser reads
 
     @property
     def ok(self) -> bool:
@@ -37,7 +38,7 @@ def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None 
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                             env={**os.environ, **env} if env else None)
     output = redact((result.stdout + "\n" + result.stderr).strip())
-    return CommandResult(" ".join(args), result.returncode, output[-4000:])
+    return CommandResult(" ".join(args), result.returncode, output[-4000:], result.stdout)
 
 
 def install(project: Path, timeout: float = 600) -> CommandResult:

@@ -119,8 +119,15 @@ def parse_npm_outdated(text: str, project: str) -> list[Outdated]:
 
 def parse_pip_outdated(text: str, project: str, pinned: dict[str, str]) -> list[Outdated]:
     """`uv pip list --outdated --format json`, kept to what the project pins directly (`name==version`)."""
+    try:
+        listing = json.loads(text)
+    except ValueError:
+        listing = None
+    if not isinstance(listing, list):  # never an empty list in silence: that reads as "nothing is outdated"
+        raise ValueError(f"uv pip list --outdated in {project}: expected a JSON list of packages "
+                         f"(got {text.strip()[:200]!r})")
     items = []
-    for entry in json.loads(text or "[]"):
+    for entry in listing:
         name = canonical(entry["name"])
         if name not in pinned:
             continue

@@ -42,7 +42,7 @@ def _run(args: list[str], cwd: Path, timeout: float, env: dict[str, str] | None 
     output = redact((result.stdout + "\n" + result.stderr).strip())
     if result.returncode != 0 and any(e in output for e in NETWORK_ERRORS):
         raise TransientError(f"{args[0]} {args[1]} in {cwd.name}: the package index could not be reached")
-    return CommandResult(" ".join(args), result.returncode, output[-4000:])
+    return CommandResult(" ".join(args), result.returncode, output[-4000:], result.stdout)
 
 
 def _uv_env(venv: Path) -> dict[str, str]:
@@ -80,8 +80,7 @@ def outdated(project: Path, venv: Path, name: str, timeout: float = 300) -> list
     result = _run(["uv", "pip", "list", "--outdated", "--format", "json", "--python", str(venv)], project, timeout)
     if not result.ok:
         raise RuntimeError(f"uv pip list --outdated in {name} failed: {result.output[-500:]}")
-    listing = result.output[result.output.find("["):result.output.rfind("]") + 1]
-    return parse_pip_outdated(listing, name, direct_requirements(project))
+    return parse_pip_outdated(result.stdout, name, direct_requirements(project))  # the whole output, never cut
 
 
 def apply_updates(project: Path, venv: Path, updates: list[Outdated], timeout: float = 600) -> CommandResult:
