@@ -17,7 +17,9 @@ from tasks.backup.configuration_steps import (check_key_secret, find_config_back
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, read_env_fingerprints,
                                             read_instances, restart_instances, restart_problem, restore_env,
                                             wait_until_healthy)
-from tasks.reporting.notify import refused_in_production
+from tasks.platform.change_record import begin_change, end_change, mark_step
+from tasks.platform.change_recovery import recover_unfinished
+from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.slots import platform_change
@@ -40,7 +42,7 @@ def check_request(parameters: dict, t) -> None:
 def restore_configuration(service: str = "backend", target: str | None = None, backup_id: Annotated[str | None, Checked(check_backup_id)] = None,
                           restore_code: bool = False, restart: bool = True,
                           wait_seconds: Annotated[int, Field(ge=10, le=1800)] = 300,
-                          approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+                          approval_timeout_seconds: Annotated[int, Field(ge=1, le=86400), Checked(check_approval_timeout)] = 900,
                           wait_for_other_change_seconds: Annotated[int, Field(ge=0, le=3600)] = 300,
                           dry_run: bool = False) -> Report:
     """Put one service's env vars back as a configuration backup has them (default: the newest verified backup): the
@@ -82,6 +84,10 @@ def restore_configuration(service: str = "backend", target: str | None = None, b
                           else f"nothing to restore: {service} has the env vars of {manifest.backup_id}")
         return publish(report)
     with platform_change(t.name, wait_for_other_change_seconds, f"restore-configuration on {t.name}"):
+        recovered = recover_unfinished(t, str(flow_run.id), wait_seconds)
+        if recovered:
+            report.add("warning", f"an unfinished change was found first: {recovered}")
+            report.figures["recovered"] = recovered
         if refused_in_production(t, report, RestoreApproval, f"restore-configuration on {t.name} from "
                                  f"{manifest.backup_id}: {what}", approval_timeout_seconds,
                                  "an operator refused the restore; nothing was written"):
@@ -102,11 +108,15 @@ def restore_env_vars(t, platform, settings, manifest, service: str, key_name: st
     """The current values kept aside, the backup's written and read back, the service restarted and healthy; on any
     failure the kept values go back and the run fails saying what state it left."""
     backup = back_up_env(platform, write + remove, backup_block_name(t.name, str(flow_run.id)))
+    begin_change(t.name, str(flow_run.id), "restore-configuration", "env", platform.service_id, write + remove, backup)
     static = manifest.services[service].type == "static_site"
     wrong = write_backed_up_env.submit(settings, platform, manifest, service, key_name, write, remove
                                        ).result(raise_on_failure=False)
+    if not wrong:
+        mark_step(t.name, "written")
     seen = restart_and_wait(t, platform, static, wait_seconds) if restart and not wrong else None
     if not wrong and (seen is None or not restart_problem(seen, wait_seconds)):
+        end_change(t.name)  # the restore stands
         forget_backup(backup)
         return
     why = (f"the write failed: {wrong}" if isinstance(wrong, BaseException)
@@ -114,7 +124,9 @@ def restore_env_vars(t, platform, settings, manifest, service: str, key_name: st
            else f"the service was {restart_problem(seen, wait_seconds)}")
     left = restore_env.submit(platform, backup).result(raise_on_failure=False)
     if isinstance(left, BaseException) or left:
-        fail_run(report, f"{why}; the rollback failed too; the previous values are in the Prefect Secret block {backup}")
+        fail_run(report, f"{why}; the rollback failed too; the previous values are in the Prefect Secret block {backup}, "
+                         f"and the next change on {t.name} puts them back first")
+    end_change(t.name)  # rolled back
     after = restart_and_wait(t, platform, static, wait_seconds) if restart else None
     fail_run(report, f"{why}; previous values put back" + (
         "" if after is None else ", restarted, " + (restart_problem(after, wait_seconds) or "healthy")))

@@ -41,6 +41,8 @@ def recover_unfinished(t, run_id: str, wait_seconds: int, grace_seconds: int | N
         restart_instances(platform)
         seen = wait_until_healthy(platform, t.health_url, before, wait_seconds)
         health = "; restarted, " + (restart_problem(seen, wait_seconds) or "healthy")
+    else:
+        health = f"; {service.name} is not restarted by a recovery: its next deploy publishes the values"
     if record["kind"] == "rotation" and done.startswith("completed"):
         keep_rollback_copy_only(record["kept_in"])
         _rotation_state(t, record, grace_seconds)
