@@ -63,14 +63,19 @@ def runbook(name: str, request_check: Callable[[dict[str, Any], Any], None] | No
             tokens = (RUN_STARTED.set(datetime.now(timezone.utc)), RUN_REPORTS.set(published))
             try:
                 check_arguments(fn, args, kwargs)
-                return final_state(fn(*args, **kwargs))
+                outcome = final_state(fn(*args, **kwargs))
             except FindingsFailRun as exc:
+                stop_if_already_final()
                 if not any(r.runbook == name for r in published):  # failing before its report: store one now
                     _publish_failure(name, _target_of(fn, args, kwargs), exc)
                 raise RunbookFailed(redact(str(exc))) from None
             except Exception as exc:
+                stop_if_already_final()
                 _publish_failure(name, _target_of(fn, args, kwargs), exc)
                 raise RunbookFailed(f"{type(exc).__name__}: {redact(str(exc))}") from None
+            else:
+                stop_if_already_final()
+                return outcome
             finally:  # a subflow's runbook gives its caller back the caller's own start time and reports
                 for var, token in zip((RUN_STARTED, RUN_REPORTS), tokens):
                     try:
@@ -83,6 +88,28 @@ def runbook(name: str, request_check: Callable[[dict[str, Any], Any], None] | No
         return declared  # type: ignore[return-value]
 
     return decorate
+
+
+def stop_if_already_final() -> None:
+    """Before a run sets its own end: when the server already holds a final state for it (the lost-run automation
+    declared it Crashed while its process or host was frozen, then it woke up), end quietly without a state of its own,
+    so that state stays final and its one notification is the only one. Prefect's server would accept a Failed or
+    Completed proposed over Crashed; Abort makes the engine propose nothing."""
+    from prefect.context import FlowRunContext
+    from prefect.exceptions import Abort
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    try:
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(context.flow_run.id).state
+    except Exception:  # the API unreachable: the engine's own proposal decides
+        return
+    if state is not None and state.is_final():
+        raise Abort(f"this run is already {state.name} ({state.message or 'set while it ran'}): its end is kept")
 
 
 def check_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:

@@ -95,7 +95,10 @@ def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iter
 def platform_change(target: str, wait_seconds: float, what: str) -> Iterator[None]:
     """The one global limit per target that secret-rotation and environment-variables share: two changes to the same
     service's environment never interleave; the second waits, then is refused."""
+    from playground_ops.runbook import stop_if_already_final
+
     name = target_slot("platform-change", target)
     ensure_limit(name)
     with hold_slots([name], wait_seconds, what, holders=f"another secret rotation or env var change on {target}"):
+        stop_if_already_final()  # declared lost while it waited (a frozen host woke up): it changes nothing
         yield

@@ -106,3 +106,49 @@ def test_a_rotation_killed_after_its_new_value_went_live_is_completed_and_no_tok
     # the completed rotation is in its grace period: a new one is refused until its finish
     done = secret_rotation(action="finish", force_finish=True)
     assert done.summary.startswith("finished: JWT_SECRET_PREVIOUS removed"), done.summary
+
+
+def test_a_run_declared_crashed_while_it_waited_keeps_that_end_and_its_one_notification(ops, receiver, render):
+    """As when the lost-run automation declares a frozen host's run Crashed and the host wakes up: the run changes
+    nothing, its own end is not written over the final state, and no second notification goes out."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+        FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import Abort
+    from prefect.states import Crashed
+
+    from flows.environment_variables import environment_variables
+    from tasks.slots import ensure_limit, hold_slots, target_slot
+    from tests.background import in_background
+
+    def running_run():
+        with get_client(sync_client=True) as client:
+            found = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["environment-variables"])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+        return found[0] if found else None
+
+    before = render.list_env_vars(os.environ["RENDER_SERVICE_ID"]).get("LOG_LEVEL")
+    ensure_limit(target_slot("platform-change", "sandbox"))
+    with hold_slots([target_slot("platform-change", "sandbox")], 30, "the test"):  # the run waits on this
+        runner, outcome = in_background(environment_variables, action="set", values={"LOG_LEVEL": "warn"},
+                                        restart=False, wait_for_other_change_seconds=120)
+        deadline = time.monotonic() + 60
+        while (run := running_run()) is None:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+        time.sleep(1)  # well inside its wait for the slot
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Crashed(message="Flow run lost: no heartbeat (the test's drill)"),
+                                      force=True)
+    runner.join(timeout=300)
+    assert isinstance(outcome.get("error"), Abort), outcome
+    assert render.list_env_vars(os.environ["RENDER_SERVICE_ID"]).get("LOG_LEVEL") == before  # it changed nothing
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+    assert state.type == StateType.CRASHED and "the test's drill" in state.message
+    assert len(receiver.wait_for(str(run.id), timeout=60)) == 1
+    time.sleep(5)
+    assert len(receiver.matching(str(run.id))) == 1, receiver.matching(str(run.id))
