@@ -91,10 +91,11 @@ def runbook(name: str, request_check: Callable[[dict[str, Any], Any], None] | No
 
 
 def stop_if_already_final() -> None:
-    """Before a run sets its own end: when the server already holds a final state for it (the lost-run automation
+    """Before a run sets its own end: when the server already holds a final state for it that another set (the lost-run automation
     declared it Crashed while its process or host was frozen, then it woke up), end quietly without a state of its own,
     so that state stays final and its one notification is the only one. Prefect's server would accept a Failed or
     Completed proposed over Crashed; Abort makes the engine propose nothing."""
+    from prefect.client.schemas.objects import StateType
     from prefect.context import FlowRunContext
     from prefect.exceptions import Abort
 
@@ -108,7 +109,9 @@ def stop_if_already_final() -> None:
             state = client.read_flow_run(context.flow_run.id).state
     except Exception:  # the API unreachable: the engine's own proposal decides
         return
-    if state is not None and state.is_final():
+    # Crashed (declared lost) or Cancelled by someone else: final for good. A Failed the server sets on a pause that
+    # timed out is not: the run goes on and reports it.
+    if state is not None and state.type in (StateType.CRASHED, StateType.CANCELLED):
         raise Abort(f"this run is already {state.name} ({state.message or 'set while it ran'}): its end is kept")
 
 

@@ -36,7 +36,7 @@ def test_demo_once_runs_every_runbook_and_exits_0():
     update = next(p for h, p in heads.items() if h.startswith("dependency-updates-"))
     assert update["labels"][0] == "dependencies" and "| ms | backend | 2.0.0 | 2.1.3 | minor |" in update["body"]
     assert any(h.startswith("security-fixes-") for h in heads)
-    assert heads["release-next"]["title"] == "chore: release 0.1.0"  # the first release, proposed
+    assert heads["release-next"]["title"] == "chore: release 1.0.0"  # the first release: the manifests' version
     incidents = SESSION_DIR / "demo-ops" / "audit" / "incidents" / "sandbox"
     steps = sorted(p.name for p in incidents.glob("INC-*/steps/*.json"))
     assert any(s.endswith("-opened.json") for s in steps) and any(s.endswith("-resolved.json") for s in steps)

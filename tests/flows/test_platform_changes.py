@@ -122,13 +122,17 @@ def test_a_run_declared_crashed_while_it_waited_keeps_that_end_and_its_one_notif
     from tasks.slots import ensure_limit, hold_slots, target_slot
     from tests.background import in_background
 
-    def running_run():
+    def running_runs() -> list:
         with get_client(sync_client=True) as client:
-            found = client.read_flow_runs(
+            return client.read_flow_runs(
                 flow_filter=FlowFilter(name=FlowFilterName(any_=["environment-variables"])),
                 flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
                     type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
-        return found[0] if found else None
+
+    earlier = {r.id for r in running_runs()}  # a run another test's killed process left Running is not this one
+
+    def running_run():
+        return next((r for r in running_runs() if r.id not in earlier), None)
 
     before = render.list_env_vars(os.environ["RENDER_SERVICE_ID"]).get("LOG_LEVEL")
     ensure_limit(target_slot("platform-change", "sandbox"))
