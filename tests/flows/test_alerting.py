@@ -222,6 +222,12 @@ def test_a_firing_alert_starts_its_diagnostics_runbook_by_itself(short_rules, se
             return client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(
                 any_=["diagnose-high-cpu"])))
 
+    # an earlier test's HighCpu may have started one (the served process picks it up when it starts): the deployment
+    # runs one at a time and cancels a new one meanwhile, so this test starts once those have ended
+    deadline = time.monotonic() + 180
+    while any(not (r.state and r.state.is_final()) for r in diagnostics_runs()):
+        assert time.monotonic() < deadline, "an earlier diagnostics run never ended"
+        time.sleep(1)
     before = {r.id for r in diagnostics_runs()}
     platform_sample("cpu", 0.45, real_instances=True)
     check()
