@@ -62,9 +62,7 @@ class DeploymentSpec:
             except ValidationError:
                 raise ConfigError(f"parameter {name} of {self.name}", describe(adapter.json_schema()),
                                   got=str(value)[:80]) from None
-            for check in getattr(annotation, "__metadata__", ()):
-                if isinstance(check, Checked) and value is not None:
-                    check.check(value)
+            Checked.run_all(annotation, value)
             checked[name] = value
         request_check = getattr(declared, "request_check", None)
         if request_check is not None and target is not None:

@@ -10,7 +10,7 @@ from pydantic import Field
 from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.platform.change_record import begin_change, end_change, mark_step
-from tasks.platform.change_recovery import recover_unfinished
+from tasks.platform.change_recovery import note_recovery, recover_unfinished
 from tasks.platform.env_changes import check_env_request, plan_env_change
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, new_fingerprints,
                                             read_env_fingerprints, read_instances, restart_instances, restart_problem,
@@ -83,9 +83,7 @@ def change_env(t, action: str, values: dict, secret_blocks: dict, keys: list, re
     change = plan_env_change(live, action, new, keys)
     report = Report(runbook="environment-variables", target=t.name, tables={"change": change.rows},
                     figures={"action": action, "keys": len(change.keys), "dry_run": dry_run})
-    if recovered:
-        report.add("warning", f"an unfinished change was found first: {recovered}")
-        report.figures["recovered"] = recovered
+    note_recovery(report, recovered)
     if dry_run or not change.keys:
         report.summary = (f"dry run: would {action} " if dry_run else "nothing to change: ") + (
             ", ".join(change.keys) or "no key differs")

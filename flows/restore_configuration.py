@@ -18,7 +18,7 @@ from tasks.platform.service_actions import (back_up_env, backup_block_name, forg
                                             read_instances, restart_instances, restart_problem, restore_env,
                                             wait_until_healthy)
 from tasks.platform.change_record import begin_change, end_change, mark_step
-from tasks.platform.change_recovery import recover_unfinished
+from tasks.platform.change_recovery import note_recovery, recover_unfinished
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
@@ -85,9 +85,7 @@ def restore_configuration(service: str = "backend", target: str | None = None, b
         return publish(report)
     with platform_change(t.name, wait_for_other_change_seconds, f"restore-configuration on {t.name}"):
         recovered = recover_unfinished(t, str(flow_run.id), wait_seconds)
-        if recovered:
-            report.add("warning", f"an unfinished change was found first: {recovered}")
-            report.figures["recovered"] = recovered
+        note_recovery(report, recovered)
         if refused_in_production(t, report, RestoreApproval, f"restore-configuration on {t.name} from "
                                  f"{manifest.backup_id}: {what}", approval_timeout_seconds,
                                  "an operator refused the restore; nothing was written"):

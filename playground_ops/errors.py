@@ -75,3 +75,10 @@ class Checked:
 
     def __repr__(self) -> str:
         return f"Checked({getattr(self.check, '__name__', self.check)})"
+
+    @staticmethod
+    def run_all(annotation, value) -> None:
+        """Every Checked rule in a parameter's annotation, on its value (None: the default, nothing to check)."""
+        for check in getattr(annotation, "__metadata__", ()):
+            if isinstance(check, Checked) and value is not None:
+                check.check(value)

@@ -124,10 +124,7 @@ def check_arguments(fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     for name, value in bound.arguments.items():
-        annotation = signature.parameters[name].annotation
-        for check in getattr(annotation, "__metadata__", ()):
-            if isinstance(check, Checked) and value is not None:
-                check.check(value)
+        Checked.run_all(signature.parameters[name].annotation, value)
 
 
 def scheduled_at(interval_s: float = 300) -> datetime:

@@ -18,10 +18,6 @@ from prefect.variables import Variable
 
 from tasks.retry import retrying
 
-KINDS = {"env": "environment variables (previous values in a Prefect Secret block)",
-         "rotation": "a secret rotation (current and new values in a Prefect Secret block)"}
-
-
 def record_name(target: str) -> str:
     return f"platform-change-{target}"[:255]
 

@@ -14,7 +14,7 @@ from tasks.platform.service_actions import (read_instances, restart_instances, r
 from tasks.retry import PermanentError
 
 
-def recover_unfinished(t, run_id: str, wait_seconds: int, grace_seconds: int | None = None) -> str | None:
+def recover_unfinished(t, run_id: str, wait_seconds: int) -> str | None:
     """The change another run left unfinished on this target, completed or rolled back: what was done, or None when
     there was none. A recovery that fails raises, naming the state left and where the previous values are."""
     record = read_change(t.name)
@@ -45,17 +45,25 @@ def recover_unfinished(t, run_id: str, wait_seconds: int, grace_seconds: int | N
         health = f"; {service.name} is not restarted by a recovery: its next deploy publishes the values"
     if record["kind"] == "rotation" and done.startswith("completed"):
         keep_rollback_copy_only(record["kept_in"])
-        _rotation_state(t, record, grace_seconds)
+        _rotation_state(t, record)
     end_change(t.name)
     return f"{what}: {done}{health}"
 
 
-def _rotation_state(t, record: dict[str, Any], grace_seconds: int | None) -> None:
+def note_recovery(report, recovered: str | None) -> None:
+    """What recover_unfinished did, in the report of the run that did it (a warning: someone's change was undone or
+    completed by another run)."""
+    if recovered:
+        report.add("warning", f"an unfinished change was found first: {recovered}")
+        report.figures["recovered"] = recovered
+
+
+def _rotation_state(t, record: dict[str, Any]) -> None:
     """The completed rotation's grace period, from now: its finish removes the previous values after it."""
     from tasks.platform.rotation import finish_after
 
     now = datetime.now(timezone.utc)
-    due = finish_after(now, grace_seconds if grace_seconds is not None else t.rotation.grace_seconds)
+    due = finish_after(now, t.rotation.grace_seconds)
     secrets = sorted(k for k in record["keys"] if not k.endswith("_PREVIOUS"))
     write_run_state("secret-rotation", t.name, {"rotated_at": record["steps"][0]["at"],
                                                 "finish_after": due.isoformat(), "block": record["kept_in"],
