@@ -50,10 +50,10 @@ def serve_all(limit: int | None = None, schedules: bool = True) -> None:
 
     from prefect import serve
 
-    from deployments.setup import HEARTBEAT_SECONDS
+    from playground_ops.settings import load_settings
 
     # the runs this process starts send heartbeats, so a run lost with this host is marked Crashed
-    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(load_settings().heartbeat_seconds))
     deployments = [runner_deployment(spec, schedules) for spec in load_catalog().values()]
     threading.Thread(target=_automations_once_registered, daemon=True).start()
     serve(*deployments, pause_on_shutdown=False, limit=limit)

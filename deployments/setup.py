@@ -22,8 +22,6 @@ RECONCILE_AUTOMATION = "playground-ops: reconcile a run that crashed"
 RECONCILE_DEPLOYMENT = "reconcile-crashed-run/reconcile-crashed-run"
 INCIDENT_AUTOMATION = "playground-ops: open an incident for a critical alert that keeps firing"
 INCIDENT_DEPLOYMENT = "incident/incident"
-HEARTBEAT_SECONDS = 30  # PREFECT_FLOWS_HEARTBEAT_FREQUENCY wherever runbooks run (Prefect's minimum)
-LOST_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS  # three missed heartbeats: the run's process or host is gone
 # every state a runbook run ends in, by event name (the custom names of final_state and skipped included)
 FINAL_STATE_NAMES = ("Completed", "Failed", "Cancelled", "Crashed", "TimedOut", "Warning", "Critical", "Skipped")
 FAILURE_AUTOMATION = "playground-ops: notify when a runbook fails"
@@ -59,29 +57,30 @@ class SetupResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def pool_env(workers: int) -> dict[str, str]:
-    """What every run a worker of the pool starts gets: heartbeats, and how many workers share the pool."""
-    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS), "OPS_WORKERS": str(workers)}
+def pool_env(workers: int, heartbeat_seconds: int) -> dict[str, str]:
+    """What every run a worker of the pool starts gets: heartbeats (OPS_HEARTBEAT_SECONDS), and how many workers
+    share the pool."""
+    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat_seconds), "OPS_WORKERS": str(workers)}
 
 
-def pool_job_template(workers: int) -> dict:
+def pool_job_template(workers: int, heartbeat_seconds: int) -> dict:
     """The process pool's job template with pool_env in every run; a run's output is not streamed through the worker,
     so a worker that exits (or is killed) never takes a run that is still working down with it."""
     from prefect.workers.process import ProcessWorker
 
     template = ProcessWorker.get_default_base_job_template()
-    template["variables"]["properties"]["env"]["default"] = pool_env(workers)
+    template["variables"]["properties"]["env"]["default"] = pool_env(workers, heartbeat_seconds)
     template["variables"]["properties"]["stream_output"]["default"] = False
     return template
 
 
-def ensure_work_pool(name: str, result: SetupResult, workers: int = 1) -> None:
+def ensure_work_pool(name: str, result: SetupResult, workers: int, heartbeat_seconds: int) -> None:
     from prefect import get_client
     from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
-    template = pool_job_template(workers)
-    what = f"work pool {name} (runs send heartbeats every {HEARTBEAT_SECONDS} s; {workers} worker(s))"
+    template = pool_job_template(workers, heartbeat_seconds)
+    what = f"work pool {name} (runs send heartbeats every {heartbeat_seconds} s; {workers} worker(s))"
     with get_client(sync_client=True) as client:
         try:
             pool = client.read_work_pool(name)
@@ -177,8 +176,8 @@ def _upsert_automation(name: str, description: str, trigger, action, result: Set
     result.updated.append(f"automation {name!r}")
 
 
-def ensure_lost_run_automation(result: SetupResult) -> None:
-    """Prefect's "detect zombie flows" automation: a run whose heartbeats stop for LOST_AFTER_SECONDS without an
+def ensure_lost_run_automation(lost_after_seconds: int, result: SetupResult) -> None:
+    """Prefect's "detect zombie flows" automation: a run whose heartbeats stop for OPS_LOST_RUN_SECONDS without an
     event of a final state (its process or its host is gone) becomes Crashed, which the failure automation
     notifies and which frees its deployment's concurrency slot."""
     from prefect.client.schemas.objects import StateType
@@ -189,14 +188,14 @@ def ensure_lost_run_automation(result: SetupResult) -> None:
     trigger = EventTrigger(
         after={heartbeat}, expect={heartbeat, *(f"prefect.flow-run.{name}" for name in FINAL_STATE_NAMES)},
         match={"prefect.resource.id": "prefect.flow-run.*"},
-        # a runbook's deployment runs only: they beat every HEARTBEAT_SECONDS (the pool's template, serve); a run
+        # a runbook's deployment runs only: they beat every OPS_HEARTBEAT_SECONDS (the pool's template, serve); a run
         # started in a Python process of its own beats at Prefect's default 180 s and is left alone
         match_related=[{"prefect.resource.role": "flow", "prefect.resource.name": runbook_names()},
                        {"prefect.resource.role": "deployment"}],
         for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
-        within=timedelta(seconds=LOST_AFTER_SECONDS))
+        within=timedelta(seconds=lost_after_seconds))
     action = ChangeFlowRunState(state=StateType.CRASHED, message=(
-        f"lost: no heartbeat for {LOST_AFTER_SECONDS} s (the run's process or its host is gone)"))
+        f"lost: no heartbeat for {lost_after_seconds} s (the run's process or its host is gone)"))
     _upsert_automation(LOST_RUN_AUTOMATION, "Marks a runbook run Crashed when its heartbeats stop: its worker, "
                                             "process or host was lost.", trigger, action, result)
 
@@ -289,11 +288,11 @@ def ensure_incident_automation(settings: Settings, result: SetupResult) -> bool:
 def setup(settings: Settings) -> SetupResult:
     settings.check_shared_stores()  # several workers (OPS_WORKERS or --workers): every store must be shared
     result = SetupResult()
-    ensure_work_pool(settings.work_pool, result, settings.workers)
+    ensure_work_pool(settings.work_pool, result, settings.workers, settings.heartbeat_seconds)
     ensure_global_limits(result)
     block_id = ensure_notification_block(settings, result)
     ensure_failure_automation(block_id, result, default_target_name(settings))
-    ensure_lost_run_automation(result)
+    ensure_lost_run_automation(settings.lost_run_seconds, result)
     ensure_reconcile_automation(result)
     ensure_diagnostics_automation(result)
     ensure_incident_automation(settings, result)

@@ -412,6 +412,24 @@ class Settings(BaseSettings):
     # the defaults; tests and drills may shorten them)
     approval_min_seconds: int = Field(30, ge=1, le=3600, validation_alias="OPS_APPROVAL_MIN_SECONDS")
     recovery_min_seconds: int = Field(60, ge=1, le=3600, validation_alias="OPS_RECOVERY_MIN_SECONDS")
+    # how often a runbook's run tells the server it lives (Prefect refuses less than 30 s), and how long without one
+    # before the lost-run automation declares it Crashed: never before its concurrency slots' lease (60 s, Prefect's
+    # least) has run out and the server's lease sweep (every 15 s) has freed them, whenever the last heartbeat came
+    heartbeat_seconds: int = Field(30, ge=30, le=600, validation_alias="OPS_HEARTBEAT_SECONDS")
+    lost_run_seconds: int = Field(105, ge=1, le=3600, validation_alias="OPS_LOST_RUN_SECONDS")
+
+    @field_validator("lost_run_seconds")
+    @classmethod
+    def _lost_run_after_slots_are_free(cls, value: int, info) -> int:
+        from tasks.slots import LEASE_SECONDS, LEASE_SWEEP_SECONDS
+
+        heartbeat = info.data.get("heartbeat_seconds", 30)
+        floor = heartbeat + LEASE_SECONDS + LEASE_SWEEP_SECONDS
+        if value < floor:
+            raise ValueError(f"expected at least {floor} s: the heartbeat ({heartbeat} s), then the slots' lease "
+                             f"({LEASE_SECONDS} s) and the server's sweep of expired leases ({LEASE_SWEEP_SECONDS} s) "
+                             f"(got {value})")
+        return value
 
     # the application's repository, for the dependency runbooks (the single default target's)
     repo_url: str | None = Field(None, validation_alias="OPS_REPO_URL")

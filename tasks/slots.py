@@ -10,8 +10,10 @@ DATABASE_HEAVY = "playground-ops-database-heavy"
 
 
 # A slot's lease, renewed while its run lives: a run lost with its host frees its slots within this (Prefect's
-# minimum), before the lost-run automation declares it Crashed (deployments.setup.LOST_AFTER_SECONDS).
+# minimum) and the server's next sweep of expired leases (Prefect's default loop), before the lost-run automation
+# declares it Crashed (OPS_LOST_RUN_SECONDS is at least the heartbeat plus both).
 LEASE_SECONDS = 60
+LEASE_SWEEP_SECONDS = 15  # PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS' default
 
 
 class SlotUnavailable(RuntimeError):

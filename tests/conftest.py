@@ -262,15 +262,37 @@ def platform_sample(kind: str, value: float | None = None, real_instances: bool 
         httpx.post(f"{api}/sandbox/metrics", json=body, headers=headers).raise_for_status()
 
 
-def flow_run_logs(flow_run_id: str) -> str:
-    """Every log line the Prefect server holds for a flow run."""
+def wait_for_sql(url: str, query: str, what: str, timeout: float = 30) -> None:
+    """Poll the database until `query` returns a row: a condition the test waits for, never a fixed sleep."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(query).fetchone() is None:
+            assert time.monotonic() < deadline, f"{what} never happened within {timeout:.0f} s"
+            time.sleep(0.1)
+
+
+def flow_run_logs(flow_run_id: str, timeout: float = 30) -> str:
+    """Every log line the Prefect server holds for a flow run that has ended: logs reach the API in batches, so read
+    until the engine's last line ("Finished in state ...") is there."""
     from prefect import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
 
-    time.sleep(1.5)  # logs reach the API in batches
+    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200)
-    return "\n".join(log.message for log in logs)
+        while True:
+            logs, page = [], None
+            while page is None or len(page) == 200:  # every page: a leak check reads every line
+                page = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                        limit=200, offset=len(logs), sort=LogSort.TIMESTAMP_ASC)
+                logs += page
+            text = "\n".join(log.message for log in logs)
+            if "Finished in state" in text:
+                return text
+            assert time.monotonic() < deadline, f"the run's last log line never reached the server:\n{text[-2000:]}"
+            time.sleep(0.2)
 
 
 def flow_run_artifacts(flow_run_id: str) -> list:

@@ -28,6 +28,10 @@ def one_line_error(result) -> str:
     ({"OPS_SANDBOX_PORT": "80"}, "OPS_SANDBOX_PORT: expected"),
     ({"OPS_AUDIT_URL": "s3://B_/x"}, "OPS_AUDIT_URL: expected a directory path or s3://bucket/prefix"),
     ({"OPS_BACKUP_URL": __file__}, "OPS_BACKUP_URL: expected a directory path or s3://bucket/prefix, not a file"),
+    ({"OPS_HEARTBEAT_SECONDS": "10"}, "OPS_HEARTBEAT_SECONDS: expected a value of at least 30"),
+    ({"OPS_LOST_RUN_SECONDS": "90"}, "OPS_LOST_RUN_SECONDS: expected at least 105 s: the heartbeat (30 s), then "
+                                     "the slots' lease (60 s)"),
+    ({"OPS_HEARTBEAT_SECONDS": "60", "OPS_LOST_RUN_SECONDS": "120"}, "OPS_LOST_RUN_SECONDS: expected at least 135 s"),
 ])
 def test_malformed_setting_is_named_with_its_expected_form(env, expected):
     line = one_line_error(cli("run", "health-check", env={**SANDBOX_ENV, **env}))

@@ -70,7 +70,9 @@ def test_deploy_goes_live_and_scale_runs_that_many_processes(render, service, sa
     assert httpx.get(os.environ["HEALTH_URL"]).status_code == 200
     render.scale(service, 2)
     try:
-        time.sleep(3)  # the sampler notices the new processes
+        deadline = time.monotonic() + 30  # the sampler notices the new processes
+        while len(render.instances(service)) != 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(render.instances(service)) == 2
     finally:
         render.scale(service, 1)

@@ -21,6 +21,8 @@ def test_setup_twice_creates_nothing_twice(ops):
         for name in (FAILURE_AUTOMATION, LOST_RUN_AUTOMATION):
             automations = [a for a in client.read_automations() if a.name == name]
             assert len(automations) == 1 and automations[0].enabled
+        lost = next(a for a in client.read_automations() if a.name == LOST_RUN_AUTOMATION)
+        assert lost.trigger.within.total_seconds() == 105  # OPS_LOST_RUN_SECONDS' default
         pool = client.read_work_pool("playground-ops")
         assert pool.type == "process"  # and every run it starts sends heartbeats:
         variables = pool.base_job_template["variables"]["properties"]

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from sandbox import manager
-from tests.conftest import use_target
+from tests.conftest import use_target, wait_for_sql
 from tests.background import in_background, paused_run
 
 
@@ -53,7 +53,8 @@ def test_review_finds_each_situation_with_the_right_suggestion(situations):
 
     idle = psycopg.connect(situations)
     idle.execute("SELECT 1")  # leaves the session idle in a transaction
-    time.sleep(1.5)
+    wait_for_sql(situations, "SELECT 1 FROM pg_stat_activity WHERE state = 'idle in transaction' AND now() - "
+                             "state_change > interval '1 second'", "a session idle in a transaction for over 1 s")
     try:
         report = performance_review(slow_mean_ms=0.5, idle_in_transaction_s=1)
     finally:

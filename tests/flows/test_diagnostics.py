@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from datetime import datetime, timezone
 
 import psycopg
 import pytest
 import redis
 
-from tests.conftest import platform_sample
+from tests.conftest import platform_sample, wait_for_sql
 
 ENDPOINT = "/api/review-test"
 
@@ -95,7 +94,8 @@ def test_database_connection_diagnosis_shows_a_blocking_chain_and_idle_transacti
     waiter = threading.Thread(target=lambda: psycopg.connect(url, autocommit=True, application_name="report-job")
                               .execute("SELECT count(*) FROM diag_lock"), daemon=True)
     waiter.start()
-    time.sleep(1.5)
+    wait_for_sql(url, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'report-job' AND wait_event_type = 'Lock' "
+                      "AND now() - query_start > interval '1 second'", "report-job waiting on the lock for over 1 s")
     try:
         report = diagnose_database_connections(long_running_s=1)
     finally:

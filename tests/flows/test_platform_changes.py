@@ -154,5 +154,5 @@ def test_a_run_declared_crashed_while_it_waited_keeps_that_end_and_its_one_notif
         state = client.read_flow_run(run.id).state
     assert state.type == StateType.CRASHED and "the test's drill" in state.message
     assert len(receiver.wait_for(str(run.id), timeout=60)) == 1
-    time.sleep(5)
+    time.sleep(5)  # what must not come: a second notification for the run, from its resumed process
     assert len(receiver.matching(str(run.id))) == 1, receiver.matching(str(run.id))
