@@ -14,7 +14,7 @@ from tasks.dependencies.policy import (POLICY, AuditOutcome, Bisection, Outdated
 from tasks.dependencies.versioning import classify
 from tasks.dependencies.update_report import AuditFix, audit_failures, audit_report
 
-RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+RECORDED = Path(__file__).parents[2] / "fixtures" / "recorded"
 
 
 def test_recorded_npm_outdated_is_classified_with_the_guides_policy():
