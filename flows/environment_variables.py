@@ -13,9 +13,8 @@ from tasks.platform.change_record import begin_change, end_change, mark_step
 from tasks.platform.change_recovery import note_recovery, recover_unfinished
 from tasks.platform.env_changes import check_env_request, plan_env_change
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, new_fingerprints,
-                                            read_env_fingerprints, read_instances, restart_instances, restart_problem,
-                                            restore_env,
-                                            wait_until_healthy, write_env)
+                                            read_env_fingerprints, restart_and_wait, restart_problem, restore_env,
+                                            write_env)
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
@@ -95,14 +94,12 @@ def change_env(t, action: str, values: dict, secret_blocks: dict, keys: list, re
 
     backup = back_up_env(t.platform, change.keys, backup_block_name(t.name, str(flow_run.id)))
     begin_change(t.name, str(flow_run.id), "environment-variables", "env", t.platform.service_id, change.keys, backup)
-    before = [i["id"] for i in read_instances(t.platform)] if restart else []
     wrong = write_env.submit(t.platform, values, secret_blocks, keys, change.expected).result(raise_on_failure=False)
     healthy = None
     if not isinstance(wrong, BaseException) and not wrong:
         mark_step(t.name, "written")
     if not isinstance(wrong, BaseException) and not wrong and restart:
-        restart_instances(t.platform)
-        healthy = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
+        healthy = restart_and_wait(t.platform, t.health_url, wait_seconds)
     if isinstance(wrong, BaseException) or wrong or (healthy is not None and restart_problem(healthy, wait_seconds)):
         return roll_back(t, report, backup, restart, wait_seconds, wrong, healthy)
     end_change(t.name)  # the change stands
@@ -116,12 +113,10 @@ def roll_back(t, report: Report, backup: str, restart: bool, wait_seconds: int, 
     """Put the previous values back (and restart), then fail the run naming what went wrong and the state left."""
     why = (f"the write failed: {wrong}" if isinstance(wrong, BaseException)
            else f"read back differently: {', '.join(wrong)}" if wrong
-           else f"the service was {restart_problem(healthy, wait_seconds)}")
+           else restart_problem(healthy, wait_seconds))
     left = restore_env.submit(t.platform, backup).result(raise_on_failure=False)
     if not isinstance(left, BaseException) and not left and restart:
-        before = [i["id"] for i in read_instances(t.platform)]
-        restart_instances(t.platform)
-        after = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
+        after = restart_and_wait(t.platform, t.health_url, wait_seconds)
         state = "previous values restored, restarted, " + (restart_problem(after, wait_seconds) or "healthy")
     elif not isinstance(left, BaseException) and not left:
         state = "previous values restored"

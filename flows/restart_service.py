@@ -6,7 +6,7 @@ from pydantic import Field
 
 from playground_ops.errors import ConfigError
 from playground_ops.runbook import fail_run, runbook
-from tasks.platform.service_actions import read_instances, restart_instances, restart_problem, wait_until_healthy
+from tasks.platform.service_actions import read_instances, restart_and_wait, restart_problem
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
 from tasks.targets import load_target
@@ -34,8 +34,7 @@ def restart_service(target: str | None = None, reason: str = "",
     if dry_run:
         report.summary = f"dry run: would restart {len(before)} instances of {t.platform.service_id}"
         return publish(report)
-    restart_instances(t.platform)
-    seen = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
+    seen = restart_and_wait(t.platform, t.health_url, wait_seconds)
     report.tables["instances_after"] = [{"id": i} for i in seen["instances"]]
     report.figures.update(healthy=seen["healthy"], instances_replaced=seen["replaced"])
     if restart_problem(seen, wait_seconds):

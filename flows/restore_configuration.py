@@ -15,8 +15,7 @@ from tasks.backup.configuration import restore_branch, restore_rows
 from tasks.backup.configuration_steps import (check_key_secret, find_config_backup, key_name_of, push_restore_branch,
                                               redeploy_static_site, write_backed_up_env)
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, read_env_fingerprints,
-                                            read_instances, restart_instances, restart_problem, restore_env,
-                                            wait_until_healthy)
+                                            restart_and_wait, restart_problem, restore_env)
 from tasks.platform.change_record import begin_change, end_change, mark_step
 from tasks.platform.change_recovery import note_recovery, recover_unfinished
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
@@ -112,31 +111,29 @@ def restore_env_vars(t, platform, settings, manifest, service: str, key_name: st
                                        ).result(raise_on_failure=False)
     if not wrong:
         mark_step(t.name, "written")
-    seen = restart_and_wait(t, platform, static, wait_seconds) if restart and not wrong else None
+    seen = restart_or_rebuild(t, platform, static, wait_seconds) if restart and not wrong else None
     if not wrong and (seen is None or not restart_problem(seen, wait_seconds)):
         end_change(t.name)  # the restore stands
         forget_backup(backup)
         return
     why = (f"the write failed: {wrong}" if isinstance(wrong, BaseException)
            else f"read back differently: {', '.join(wrong)}" if wrong
-           else f"the service was {restart_problem(seen, wait_seconds)}")
+           else restart_problem(seen, wait_seconds))
     left = restore_env.submit(platform, backup).result(raise_on_failure=False)
     if isinstance(left, BaseException) or left:
         fail_run(report, f"{why}; the rollback failed too; the previous values are in the Prefect Secret block {backup}, "
                          f"and the next change on {t.name} puts them back first")
     end_change(t.name)  # rolled back
-    after = restart_and_wait(t, platform, static, wait_seconds) if restart else None
+    after = restart_or_rebuild(t, platform, static, wait_seconds) if restart else None
     fail_run(report, f"{why}; previous values put back" + (
         "" if after is None else ", restarted, " + (restart_problem(after, wait_seconds) or "healthy")))
 
 
-def restart_and_wait(t, platform, static: bool, wait_seconds: int) -> dict[str, Any]:
+def restart_or_rebuild(t, platform, static: bool, wait_seconds: int) -> dict[str, Any]:
     """A web service restarted until its new instances answer health; a static site rebuilt until its deploy is live."""
     if static:
         deploy = redeploy_static_site.submit(platform, wait_seconds).result(raise_on_failure=False)
         live = not isinstance(deploy, BaseException) and deploy.get("status") == "live"
         return {"healthy": live, "replaced": live,
                 "health": deploy.get("status") if isinstance(deploy, dict) else type(deploy).__name__}
-    before = [i["id"] for i in read_instances(platform)]
-    restart_instances(platform)
-    return wait_until_healthy(platform, t.health_url, before, wait_seconds)
+    return restart_and_wait(platform, t.health_url, wait_seconds)

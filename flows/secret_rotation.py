@@ -20,8 +20,7 @@ from tasks.platform.secret_steps import (block_name, cancel_scheduled_finishes, 
                                          create_pending, forget_block, keep_rollback_copy_only, previous_secret_use,
                                          put_back_current, put_back_previous, remove_previous, schedule_finish,
                                          set_pending)
-from tasks.platform.service_actions import (read_env_fingerprints, read_instances, restart_instances,
-                                            restart_problem, wait_until_healthy)
+from tasks.platform.service_actions import read_env_fingerprints, restart_and_wait, restart_problem
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report, Status
@@ -118,13 +117,12 @@ def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds:
     report.tables["rotation"] = staged_rows(fingerprints, block)
     begin_change(t.name, str(flow_run.id or "local"), RUNBOOK, "rotation", t.platform.service_id,
                  names + [previous_name(n) for n in names], block)
-    before = [i["id"] for i in read_instances(t.platform)]
     wrong = set_pending.submit(t.platform, block).result(raise_on_failure=False)
     problem = (f"the write failed: {wrong}" if isinstance(wrong, BaseException)
                else f"read back differently: {', '.join(wrong)}" if wrong else None)
     if problem is None:
         mark_step(t.name, "set")
-        problem = restart_and_test(t, block, before, wait_seconds, report, {"new": 200, "previous": 200})
+        problem = restart_and_test(t, block, wait_seconds, report, {"new": 200, "previous": 200})
     if problem:
         roll_back(t, report, block, wait_seconds, problem)
     mark_step(t.name, "tested")
@@ -145,14 +143,12 @@ def rotate(t, declared, live: dict, wait_seconds: int, approval_timeout_seconds:
     return publish(report)
 
 
-def restart_and_test(t, block: str, before: list[str], wait_seconds: int, report: Report,
-                     expect: dict[str, int]) -> str | None:
+def restart_and_test(t, block: str, wait_seconds: int, report: Report, expect: dict[str, int]) -> str | None:
     """Restart (new instances before the old stop), wait until only new instances run and the service is healthy,
     then send the tokens; what went wrong, or None."""
-    restart_instances(t.platform)
-    seen = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
+    seen = restart_and_wait(t.platform, t.health_url, wait_seconds)
     if restart_problem(seen, wait_seconds):
-        return f"the service was {restart_problem(seen, wait_seconds)}"
+        return restart_problem(seen, wait_seconds)
     rows = check_tokens(base_url(t.health_url), t.rotation, block, expect)
     report.tables["token checks"] = rows
     failed = failed_checks(rows)
@@ -166,8 +162,7 @@ def roll_back(t, report: Report, block: str, wait_seconds: int, why: str) -> NoR
     if isinstance(left, BaseException) or left:
         fail_run(report, f"{why}; the rollback failed too ({left if isinstance(left, BaseException) else 'still different: ' + ', '.join(left)}): "
                          f"the values from before are in the Prefect Secret block {block}")
-    before = [i["id"] for i in read_instances(t.platform)]
-    again = restart_and_test(t, block, before, wait_seconds, report, {"previous": 200})
+    again = restart_and_test(t, block, wait_seconds, report, {"previous": 200})
     if again:
         fail_run(report, f"{why}; the previous values were put back but the service is not right: {again}; they "
                          f"are also kept in the Prefect Secret block {block}")
@@ -209,14 +204,12 @@ def finish(t, pending: list[str], state: dict, force: bool, recent_minutes: int,
         report.summary = f"dry run: would remove {', '.join(n + '_PREVIOUS' for n in pending)}"
         return publish_(report)
     block = state.get("block")
-    before = [i["id"] for i in read_instances(t.platform)]
     left = remove_previous(t.platform, pending)
     problem = f"still there after the delete: {', '.join(left)}" if left else None
     if problem is None:
-        restart_instances(t.platform)
-        seen = wait_until_healthy(t.platform, t.health_url, before, wait_seconds)
+        seen = restart_and_wait(t.platform, t.health_url, wait_seconds)
         if restart_problem(seen, wait_seconds):
-            problem = f"the service was {restart_problem(seen, wait_seconds)}"
+            problem = restart_problem(seen, wait_seconds)
         else:
             report.tables["token checks"] = check_live_tokens(base_url(t.health_url), t.platform, t.rotation, pending)
             problem = "; ".join(failed_checks(report.tables["token checks"])) or None

@@ -415,6 +415,10 @@ class Settings(BaseSettings):
     # how often a runbook's run tells the server it lives (Prefect refuses less than 30 s), and how long without one
     # before the lost-run automation declares it Crashed: never before its concurrency slots' lease (60 s, Prefect's
     # least) has run out and the server's lease sweep (every 15 s) has freed them, whenever the last heartbeat came
+    # the hosting platform's API: how long a call may take to answer, and how long the platform is read after a call
+    # that is not idempotent lost its answer, before it is judged not taken and sent once more
+    platform_timeout_seconds: float = Field(30, ge=1, le=600, validation_alias="OPS_PLATFORM_TIMEOUT_SECONDS")
+    platform_confirm_seconds: float = Field(60, ge=1, le=3600, validation_alias="OPS_PLATFORM_CONFIRM_SECONDS")
     heartbeat_seconds: int = Field(30, ge=30, le=600, validation_alias="OPS_HEARTBEAT_SECONDS")
     lost_run_seconds: int = Field(105, ge=1, le=3600, validation_alias="OPS_LOST_RUN_SECONDS")
 

@@ -3,13 +3,17 @@
 Rules name a request kind (`upload-part`, `put`, `get`, `post`, `any`), what to do (`500`, `503`, `reset` (the
 connection closed before the request goes on), `drip` (the upstream's answer sent one byte every `drip_seconds`, as a
 dying server or a slow link does) or `late` (the request goes on and is done, its answer held `late_seconds`, longer
-than the client waits: the answer is lost)) and how often:
+than the client waits: the answer is lost) or `freeze` (the upstream's process stopped with SIGSTOP just before the
+request goes on, and continued `freeze_seconds` later, as a platform frozen mid-call: the request waits in its socket
+and is done when it wakes, as is every other request meanwhile)) and how often:
 `skip` requests of that kind pass first, then `count` of them fail (-1: all). Used by the tests of the backup pipeline.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
+import signal
 import socket
 import threading
 import time
@@ -41,6 +45,10 @@ class FaultyProxy:
         self.lock = threading.Lock()
         self.drip_seconds = 2.0
         self.late_seconds = 30.0
+        self.freeze_pid: int | None = None  # the upstream's process, for `freeze`
+        self.freeze_seconds = 20.0
+        self.frozen: list[float] = []  # when each freeze began (time.monotonic())
+        self._timers: list[threading.Timer] = []
         self.abandoned = 0  # dripping answers the client gave up on
         proxy = self
 
@@ -64,6 +72,8 @@ class FaultyProxy:
                     return
                 if action == "drip":
                     return self._drip(body)
+                if action == "freeze":
+                    proxy._freeze()
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 headers["Host"] = proxy.upstream.netloc
@@ -127,6 +137,23 @@ class FaultyProxy:
                         return fault.action
         return None
 
+    def _freeze(self) -> None:
+        """SIGSTOP the upstream's process now; SIGCONT it freeze_seconds later."""
+        assert self.freeze_pid, "a freeze needs freeze_pid: the upstream's process"
+        os.kill(self.freeze_pid, signal.SIGSTOP)
+        with self.lock:
+            self.frozen.append(time.monotonic())
+            timer = threading.Timer(self.freeze_seconds, self._thaw)
+            self._timers.append(timer)
+        timer.start()
+
+    def _thaw(self) -> None:
+        if self.freeze_pid:
+            try:
+                os.kill(self.freeze_pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def inject(self, kind: str, action: str, count: int = 1, skip: int = 0) -> Fault:
         fault = Fault(kind, action, count, skip)
         with self.lock:
@@ -138,4 +165,7 @@ class FaultyProxy:
             self.faults.clear()
 
     def close(self) -> None:
+        for timer in self._timers:  # never leave the upstream stopped
+            timer.cancel()
+        self._thaw()
         self.server.shutdown()

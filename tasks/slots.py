@@ -95,12 +95,14 @@ def unless_running(runbook: str, target: str, wait_seconds: float = 120) -> Iter
 
 @contextmanager
 def platform_change(target: str, wait_seconds: float, what: str) -> Iterator[None]:
-    """The one global limit per target that secret-rotation and environment-variables share: two changes to the same
-    service's environment never interleave; the second waits, then is refused."""
+    """The one global limit per target that every platform change takes (secret-rotation, environment-variables,
+    restore-configuration, scale-service): two changes to the same service never interleave; the second waits,
+    then is refused."""
     from playground_ops.runbook import stop_if_already_final
 
     name = target_slot("platform-change", target)
     ensure_limit(name)
-    with hold_slots([name], wait_seconds, what, holders=f"another secret rotation or env var change on {target}"):
+    holders = f"another change on {target} (a secret rotation, env var change, configuration restore or scaling)"
+    with hold_slots([name], wait_seconds, what, holders=holders):
         stop_if_already_final()  # declared lost while it waited (a frozen host woke up): it changes nothing
         yield

@@ -34,10 +34,11 @@ def read_change(target: str) -> dict[str, Any] | None:
 
 @task(**retrying(retries=3, timeout_seconds=30))
 def begin_change(target: str, run: str, runbook: str, kind: str, service_id: str, keys: list[str],
-                 kept_in: str) -> dict[str, Any]:
-    """The intent, written before the change's first write."""
+                 kept_in: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The intent, written before the change's first write. kind: env, rotation (previous values kept in the Secret
+    block kept_in) or scaling (the previous scaling, nothing secret, kept in the record itself as `previous`)."""
     record = {"run": run, "runbook": runbook, "kind": kind, "service_id": service_id, "keys": sorted(keys),
-              "kept_in": kept_in, "step": "intent", "steps": [{"step": "intent", "at": _now()}]}
+              "kept_in": kept_in, "previous": previous, "step": "intent", "steps": [{"step": "intent", "at": _now()}]}
     Variable.set(record_name(target), record, overwrite=True)
     return record
 

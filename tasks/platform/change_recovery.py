@@ -9,8 +9,8 @@ from typing import Any
 from tasks.monitoring.run_state import write_run_state
 from tasks.platform.change_record import describe, end_change, read_change
 from tasks.platform.secret_steps import keep_rollback_copy_only, new_value_live, put_back_current, set_pending
-from tasks.platform.service_actions import (read_instances, restart_instances, restart_problem, restore_env,
-                                            wait_until_healthy)
+from tasks.platform.service_actions import (restart_and_wait, restart_problem, restore_env, restore_scaling,
+                                            wait_for_instances)
 from tasks.retry import PermanentError
 
 
@@ -26,6 +26,8 @@ def recover_unfinished(t, run_id: str, wait_seconds: int) -> str | None:
         raise PermanentError(f"needs recovery: {what}, but that service is not one of {t.name}'s any more; the "
                              f"previous values are in the Prefect Secret block {record['kept_in']}")
     platform = t.platform.for_service(service)
+    if record["kind"] == "scaling":
+        return _recover_scaling(t, platform, record, what, wait_seconds)
     if record["kind"] == "rotation" and new_value_live(platform, record["kept_in"]):
         left, done = set_pending(platform, record["kept_in"]), "completed (the new values may sign tokens already)"
     elif record["kind"] == "rotation":
@@ -37,9 +39,7 @@ def recover_unfinished(t, run_id: str, wait_seconds: int) -> str | None:
                              f"are in the Prefect Secret block {record['kept_in']}")
     health = ""
     if service.id == t.platform.service_id:  # the web service: restarted onto the values, and checked
-        before = [i["id"] for i in read_instances(platform)]
-        restart_instances(platform)
-        seen = wait_until_healthy(platform, t.health_url, before, wait_seconds)
+        seen = restart_and_wait(platform, t.health_url, wait_seconds)
         health = "; restarted, " + (restart_problem(seen, wait_seconds) or "healthy")
     else:
         health = f"; {service.name} is not restarted by a recovery: its next deploy publishes the values"
@@ -48,6 +48,20 @@ def recover_unfinished(t, run_id: str, wait_seconds: int) -> str | None:
         _rotation_state(t, record)
     end_change(t.name)
     return f"{what}: {done}{health}"
+
+
+def _recover_scaling(t, platform, record: dict[str, Any], what: str, wait_seconds: int) -> str:
+    """A scaling change left unfinished: the scaling from before put back (each call sent only where the platform
+    differs), then the instances waited for."""
+    from tasks.platform.scaling import describe_scaling
+
+    previous = record["previous"]
+    now = restore_scaling(platform, previous)
+    seen = wait_for_instances(platform, t.health_url, previous.get("instances") if not now.get("autoscaling") else None,
+                              wait_seconds)
+    end_change(t.name)
+    return (f"{what}: rolled back ({describe_scaling(now)} again); {seen['instances']} instances running, "
+            + ("healthy" if seen["healthy"] else f"health {seen['health']}"))
 
 
 def note_recovery(report, recovered: str | None) -> None:

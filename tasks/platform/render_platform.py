@@ -10,7 +10,9 @@ and other 4xx are raised at once with Render's message and the service id.
 Restarts, deploys, rollbacks and scaling have no idempotency key at Render, so they are never sent twice blindly: sent
 again only when the platform certainly did not take them (the connection refused, 429); after a timeout or a 5xx, the
 platform is read (its events, deploys, instances, the service) to learn whether the call took, and the call is sent
-once more only when, after a while, nothing shows it did.
+once more only when, after a while, nothing shows it did, and the platform has answered those reads without a break
+for a while: a platform that is frozen or down may still hold the call and do it when it wakes, so it is never sent
+the call again (the error says whether it was taken is unknown).
 """
 
 from __future__ import annotations
@@ -83,14 +85,17 @@ class Render:
 
     def __init__(self, api_url: str, api_key: SecretStr, client: httpx.Client | None = None,
                  max_attempts: int = 4, backoff: float = 1.0, max_wait: float = 60.0, confirm_s: float = 60.0,
-                 confirm_poll_s: float = 2.0):
+                 confirm_poll_s: float = 2.0, timeout_s: float = 30.0):
         self.api_url = api_url.rstrip("/")
-        self.client = client or httpx.Client(timeout=30, headers={
+        self.client = client or httpx.Client(timeout=timeout_s, headers={
             "Authorization": f"Bearer {api_key.get_secret_value()}", "Accept": "application/json",
             "User-Agent": "playground-ops"})
         self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
         self.waited = 0.0  # seconds spent honouring rate limits and backoff (reported by the callers)
         self.confirm_s, self.confirm_poll_s = confirm_s, confirm_poll_s
+        # how long the platform must have answered reads without a break before they can show a call was not taken:
+        # a frozen platform may still hold the call and do it when it wakes, and a call being done may not show yet
+        self.settle_s = confirm_s / 2
         self.confirmed: list[str] = []  # calls whose answer was lost and which the platform showed taken
 
     # ---------------------------------------------------------------- transport
@@ -133,29 +138,44 @@ class Render:
             try:
                 return self._call(method, path, service_id, once=True, **kwargs)
             except Unconfirmed as exc:
-                found = self._confirm(happened)
+                found, answered = self._confirm(happened)
                 if found:
                     self.confirmed.append(f"{method} {path}: {exc}; the platform shows it was taken, so it was not "
                                           "sent again")
                     return found
+                if not answered:
+                    raise Unconfirmed(f"{exc}; the platform did not answer steadily for {self.settle_s:.0f} s within "
+                                      f"{self._confirm_limit():.0f} s after it, so whether it was taken is unknown: "
+                                      "not sent again") from None
                 if attempt == 2:
                     raise Unconfirmed(f"{exc}; sent twice, {self.confirm_s:.0f} s apart, and the platform shows "
                                       "neither taken") from None
         raise AssertionError("unreachable")
 
-    def _confirm(self, happened: Callable[[], Any]) -> Any:
-        """What `happened` finds, read until confirm_s has passed (a platform that does not answer yet is read
-        again); None when nothing showed the call was taken."""
-        deadline = time.monotonic() + self.confirm_s
+    def _confirm_limit(self) -> float:
+        return 2 * self.confirm_s
+
+    def _confirm(self, happened: Callable[[], Any]) -> tuple[Any, bool]:
+        """What `happened` finds, read every confirm_poll_s for at least confirm_s (a platform that does not answer
+        is read again), and whether the platform answered: (found, True) when it showed the call taken; (None, True)
+        when it answered for settle_s without a break at the end of the window and nothing showed it (the call was
+        not taken); (None, False) when it never answered that long within _confirm_limit() (frozen or down: the
+        call may still be held and done when it wakes)."""
+        start = time.monotonic()
+        answering_since = None
         while True:
             try:
                 found = happened()
                 if found:
-                    return found
+                    return found, True
+                answering_since = answering_since if answering_since is not None else time.monotonic()
             except (TransientError, httpx.TransportError):
-                pass
-            if time.monotonic() > deadline:
-                return None
+                answering_since = None
+            now = time.monotonic()
+            if now - start >= self.confirm_s and answering_since is not None and now - answering_since >= self.settle_s:
+                return None, True
+            if now - start >= self._confirm_limit():
+                return None, False
             time.sleep(self.confirm_poll_s)
 
     def _backoff(self, attempt: int) -> float:
@@ -344,7 +364,11 @@ def client_for(platform: Platform) -> PlatformClient:
     if platform.kind != "render" or not platform.service_id or platform.api_key is None:
         raise PermanentError("target platform: expected kind render with service_id and api_key "
                              "(RENDER_SERVICE_ID and RENDER_API_KEY)")
-    return Render(platform.api_url, platform.api_key)
+    from playground_ops.settings import load_settings
+
+    settings = load_settings()
+    return Render(platform.api_url, platform.api_key, timeout_s=settings.platform_timeout_seconds,
+                  confirm_s=settings.platform_confirm_seconds)
 
 
 @task(**retrying(retries=0, timeout_seconds=120))

@@ -29,6 +29,14 @@ def current_scaling(service: dict[str, Any]) -> dict[str, Any]:
     return {"instances": details.get("numInstances"), "autoscaling": auto}
 
 
+def describe_scaling(scaling: dict[str, Any]) -> str:
+    """A scaling as current_scaling reads it, in words."""
+    auto = scaling.get("autoscaling") or {}
+    if auto and auto.get("enabled", True):
+        return f"autoscaling {auto.get('min')}-{auto.get('max')} instances"
+    return f"{scaling.get('instances')} instances, no autoscaling"
+
+
 def plan_scaling(current: dict[str, Any], declared: Scaling, environment: str, instances: int | None,
                  autoscaling: bool | None, min_instances: int | None, max_instances: int | None,
                  cpu_percent: int | None, memory_percent: int | None) -> ScalingPlan:

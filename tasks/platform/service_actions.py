@@ -48,13 +48,27 @@ def wait_until_healthy(platform: Platform, health_url: str, replaced: list[str],
         time.sleep(poll_s)
 
 
+def restart_and_wait(platform: Platform, health_url: str, wait_s: float) -> dict[str, Any]:
+    """The one restart of every runbook: restart (sent once, never blindly again), then wait until none of the
+    instances from before runs and the health endpoint answers. What was seen; a restart the platform refused, or
+    whose taking is unknown, is seen as such (`error`), never raised past the caller's rollback."""
+    before = [i["id"] for i in read_instances(platform)]
+    done = restart_instances.submit(platform).result(raise_on_failure=False)
+    if isinstance(done, BaseException):
+        return {"instances": before, "health": "not checked", "replaced": False, "healthy": False,
+                "error": f"the restart failed: {done}"}
+    return wait_until_healthy(platform, health_url, before, wait_s)
+
+
 def restart_problem(seen: dict[str, Any], wait_s: float) -> str | None:
-    """What wait_until_healthy saw, in words, when the restart did not take (None when it did): the platform keeps
+    """What restart_and_wait saw, in words, when the restart did not take (None when it did): the platform keeps
     the old instances serving when the new ones are not healthy, so a healthy endpoint alone proves nothing."""
+    if seen.get("error"):
+        return seen["error"]
     if seen["healthy"] and seen["replaced"]:
         return None
-    return (f"not healthy within {wait_s:.0f} s of the restart: health {seen['health']}, old instances "
-            + ("gone" if seen["replaced"] else "still running (the new ones never took over)"))
+    return (f"the service was not healthy within {wait_s:.0f} s of the restart: health {seen['health']}, old "
+            "instances " + ("gone" if seen["replaced"] else "still running (the new ones never took over)"))
 
 
 @task(**retrying(retries=2, backoff=2, timeout_seconds=60))
@@ -76,6 +90,28 @@ def apply_scaling(platform: Platform, plan: Any) -> None:
     else:
         a = plan.autoscaling
         render.set_autoscaling(platform.service_id, True, a["min"], a["max"], a["cpu_percent"], a["memory_percent"])
+
+
+@task(**retrying(retries=2, backoff=5, timeout_seconds=300))
+def restore_scaling(platform: Platform, previous: dict[str, Any]) -> dict[str, Any]:
+    """The scaling from before a change put back (autoscaling as it was, or the fixed instance count), each call
+    sent only when the platform differs; the scaling as the platform states it afterwards."""
+    from tasks.platform.scaling import current_scaling
+
+    render = client_for(platform)
+    now = current_scaling(render.get_service(platform.service_id))
+    auto = previous.get("autoscaling") or {}
+    if auto.get("enabled", bool(auto)):
+        if now.get("autoscaling") != auto:
+            criteria = auto.get("criteria") or {}
+            percent = lambda kind: (criteria.get(kind) or {}).get("percentage") if (criteria.get(kind) or {}).get("enabled") else None  # noqa: E731
+            render.set_autoscaling(platform.service_id, True, auto["min"], auto["max"], percent("cpu"), percent("memory"))
+    else:
+        if now.get("autoscaling"):
+            render.delete_autoscaling(platform.service_id)
+        if previous.get("instances") is not None and now.get("instances") != previous["instances"]:
+            render.scale(platform.service_id, previous["instances"])
+    return current_scaling(render.get_service(platform.service_id))
 
 
 @task(**retrying(retries=0, timeout_seconds=None))

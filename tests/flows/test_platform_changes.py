@@ -108,6 +108,29 @@ def test_a_rotation_killed_after_its_new_value_went_live_is_completed_and_no_tok
     assert done.summary.startswith("finished: JWT_SECRET_PREVIOUS removed"), done.summary
 
 
+def test_a_scaling_left_midway_is_put_back_by_the_next_change_on_the_target(render):
+    """A scale-service run gone after its write (as above, its intent record left: here written as that run wrote
+    it, so the test need not wait out a killed run's slot lease, which the env change above already does)."""
+    from flows.scale_service import scale_service
+    from tasks.platform.change_record import begin_change, mark_step, read_change
+
+    service = os.environ["RENDER_SERVICE_ID"]
+    instances = lambda: render.get_service(service)["serviceDetails"]["numInstances"]  # noqa: E731
+    before = {"instances": instances(), "autoscaling": None}
+    assert before["instances"] == 1
+    begin_change.fn("sandbox", "gone-run", "scale-service", "scaling", service, ["scaling"], "the change record",
+                    previous=before)
+    render.scale(service, 2)
+    mark_step.fn("sandbox", "applied")
+
+    report = scale_service(instances=1, wait_seconds=60)
+    assert report.status.value == "warning", report.summary
+    recovered = report.figures["recovered"]
+    assert "scale-service run gone-run changing scaling" in recovered, recovered
+    assert "rolled back (1 instances, no autoscaling again); 1 instances running, healthy" in recovered, recovered
+    assert instances() == 1 and len(render.instances(service)) == 1 and read_change("sandbox") is None
+
+
 def test_a_run_declared_crashed_while_it_waited_keeps_that_end_and_its_one_notification(ops, receiver, render):
     """As when the lost-run automation declares a frozen host's run Crashed and the host wakes up: the run changes
     nothing, its own end is not written over the final state, and no second notification goes out."""

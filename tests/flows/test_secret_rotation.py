@@ -238,7 +238,8 @@ def test_a_second_change_on_the_same_target_waits_then_is_refused(platform, monk
     try:
         with pytest.raises(RunbookFailed, match="environment-variables on sandbox did not start: after 0 s, "
                                                 "playground-ops-platform-change-sandbox was still held by another "
-                                                "secret rotation or env var change on sandbox"):
+                                                r"change on sandbox \(a secret rotation, env var change, "
+                                                r"configuration restore or scaling\)"):
             environment_variables(action="set", values={"LOG_LEVEL": "debug"}, wait_for_other_change_seconds=0)
     finally:
         resume_flow_run(paused.id, run_input={"approve": False, "reason": "drill"})
