@@ -76,7 +76,7 @@ os.environ.update(ENV)
 # The files that take longest, first: `--dist loadfile` hands files to the workers in the order collected, so a long
 # file started last would leave the other worker idle at the end (measured: the demo's two rounds, the fleet's lost host,
 # the incidents' waits, the backups' restores).
-LONGEST_FIRST = ("test_demo.py", "test_scale_out.py", "test_platform_changes.py", "test_incident.py", "test_backup.py",
+LONGEST_FIRST = ("test_demo.py", "test_scale_out.py", "test_platform_changes.py", "test_platform_freeze.py", "test_incident.py", "test_backup.py",
                  "test_secret_rotation.py", "test_dependency_runbooks.py", "test_environment_variables.py", "test_failure_notification.py",
                  "test_configuration_backup.py", "test_health_check.py", "test_alerting.py", "test_restore_majors.py")
 
