@@ -10,7 +10,7 @@ from pydantic import Field
 from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.platform.change_record import begin_change, end_change, mark_step
-from tasks.platform.change_recovery import note_recovery, recover_unfinished
+from tasks.platform.change_recovery import note_recovery, platform_change_on
 from tasks.platform.env_changes import check_env_request, plan_env_change
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, new_fingerprints,
                                             read_env_fingerprints, restart_and_wait, restart_problem, restore_env,
@@ -18,7 +18,6 @@ from tasks.platform.service_actions import (back_up_env, backup_block_name, forg
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
-from tasks.slots import platform_change
 from tasks.targets import load_target
 
 
@@ -68,15 +67,15 @@ def environment_variables(target: str | None = None, action: Literal["list", "se
         live = read_env_fingerprints(t.platform)
         return publish(Report(runbook="environment-variables", target=t.name, summary=f"{len(live)} variables",
                               tables={"variables": [{"key": k, "fingerprint": v} for k, v in sorted(live.items())]}))
-    with platform_change(t.name, wait_for_other_change_seconds, f"environment-variables on {t.name}"):
+    with platform_change_on(t, "environment-variables", wait_for_other_change_seconds, wait_seconds,
+                            dry_run) as recovered:
         return change_env(t, action, values, secret_blocks, keys, restart, wait_seconds, approval_timeout_seconds,
-                          dry_run)
+                          dry_run, recovered)
 
 
 def change_env(t, action: str, values: dict, secret_blocks: dict, keys: list, restart: bool, wait_seconds: int,
-               approval_timeout_seconds: int, dry_run: bool) -> Report:
+               approval_timeout_seconds: int, dry_run: bool, recovered: str | None) -> Report:
     """The change, previewed, approved, written, read back, restarted; rolled back when the service is not healthy."""
-    recovered = None if dry_run else recover_unfinished(t, str(flow_run.id), wait_seconds)
     live = read_env_fingerprints(t.platform)
     new = new_fingerprints(values, secret_blocks) if action == "set" else {}
     change = plan_env_change(live, action, new, keys)

@@ -17,11 +17,10 @@ from tasks.backup.configuration_steps import (check_key_secret, find_config_back
 from tasks.platform.service_actions import (back_up_env, backup_block_name, forget_backup, read_env_fingerprints,
                                             restart_and_wait, restart_problem, restore_env)
 from tasks.platform.change_record import begin_change, end_change, mark_step
-from tasks.platform.change_recovery import note_recovery, recover_unfinished
+from tasks.platform.change_recovery import note_recovery, platform_change_on
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
-from tasks.slots import platform_change
 from tasks.targets import load_ops_settings, load_target
 
 
@@ -82,8 +81,7 @@ def restore_configuration(service: str = "backend", target: str | None = None, b
         report.summary = (f"dry run: would restore from {manifest.backup_id}: {what}" if dry_run
                           else f"nothing to restore: {service} has the env vars of {manifest.backup_id}")
         return publish(report)
-    with platform_change(t.name, wait_for_other_change_seconds, f"restore-configuration on {t.name}"):
-        recovered = recover_unfinished(t, str(flow_run.id), wait_seconds)
+    with platform_change_on(t, "restore-configuration", wait_for_other_change_seconds, wait_seconds) as recovered:
         note_recovery(report, recovered)
         if refused_in_production(t, report, RestoreApproval, f"restore-configuration on {t.name} from "
                                  f"{manifest.backup_id}: {what}", approval_timeout_seconds,

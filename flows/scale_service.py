@@ -9,13 +9,12 @@ from pydantic import Field
 from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, runbook
 from tasks.platform.change_record import begin_change, end_change
-from tasks.platform.change_recovery import note_recovery, recover_unfinished
+from tasks.platform.change_recovery import note_recovery, platform_change_on
 from tasks.platform.scaling import describe_scaling, plan_scaling
 from tasks.platform.service_actions import apply_scaling, read_scaling, restore_scaling, wait_for_instances
 from tasks.reporting.notify import check_approval_timeout, wait_for_approval
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
-from tasks.slots import platform_change
 from tasks.targets import load_ops_settings, load_target
 
 Count = Annotated[int | None, Field(ge=1, le=100)]
@@ -58,8 +57,7 @@ def scale_service(target: str | None = None, instances: Count = None, autoscalin
     t = load_target(target)
     if t.platform.kind != "render":
         raise ConfigError(f"target {t.name}: platform", "a platform to scale through (RENDER_SERVICE_ID, RENDER_API_KEY)")
-    with platform_change(t.name, wait_for_other_change_seconds, f"scale-service on {t.name}"):
-        recovered = None if dry_run else recover_unfinished(t, str(flow_run.id or "local"), wait_seconds)
+    with platform_change_on(t, "scale-service", wait_for_other_change_seconds, wait_seconds, dry_run) as recovered:
         current = read_scaling(t.platform)
         plan = plan_scaling(current, t.scaling, t.environment, instances, autoscaling, min_instances, max_instances,
                             cpu_percent, memory_percent)

@@ -13,7 +13,7 @@ from playground_ops.errors import Checked, ConfigError
 from playground_ops.runbook import fail_run, run_link, runbook
 from tasks.monitoring.run_state import read_run_state, write_run_state
 from tasks.platform.change_record import begin_change, end_change, mark_step
-from tasks.platform.change_recovery import recover_unfinished
+from tasks.platform.change_recovery import platform_change_on
 from tasks.platform.rotation import (failed_checks, finish_after, finish_due, mid_rotation, missing, plan_rows,
                                      previous_name, staged_rows)
 from tasks.platform.secret_steps import (block_name, cancel_scheduled_finishes, check_live_tokens, check_tokens,
@@ -24,7 +24,6 @@ from tasks.platform.service_actions import read_env_fingerprints, restart_and_wa
 from tasks.reporting.notify import check_approval_timeout, refused_in_production
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report, Status
-from tasks.slots import platform_change
 from tasks.targets import load_target
 
 RUNBOOK = "secret-rotation"
@@ -66,8 +65,7 @@ def secret_rotation(target: str | None = None, action: Literal["rotate", "finish
         raise ConfigError(f"target {t.name}: platform", "a platform holding the env vars (RENDER_SERVICE_ID, RENDER_API_KEY)")
     declared = [t.rotation.declared(name) for name in secrets] if secrets else list(t.rotation.secrets)
     names = [s.name for s in declared]
-    with platform_change(t.name, wait_for_other_change_seconds, f"{RUNBOOK} on {t.name}"):
-        recovered = None if dry_run else recover_unfinished(t, str(flow_run.id or "local"), wait_seconds)
+    with platform_change_on(t, RUNBOOK, wait_for_other_change_seconds, wait_seconds, dry_run) as recovered:
         live = read_env_fingerprints(t.platform)
         if missing(live, names):
             raise ConfigError(f"secrets on {t.name}", "secrets the service already has (rotation renews them)",

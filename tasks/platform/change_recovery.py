@@ -3,6 +3,8 @@ platform-change slot): rolled back when no token can depend on it, completed oth
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +14,20 @@ from tasks.platform.secret_steps import keep_rollback_copy_only, new_value_live,
 from tasks.platform.service_actions import (restart_and_wait, restart_problem, restore_env, restore_scaling,
                                             wait_for_instances)
 from tasks.retry import PermanentError
+
+
+@contextmanager
+def platform_change_on(t, runbook: str, wait_for_other_s: float, wait_s: int, dry_run: bool = False
+                       ) -> Iterator[str | None]:
+    """Every change to a target's service, in one frame: the target's platform-change slot held (another change waits,
+    then is refused), and the change another run left unfinished there recovered first (not for a dry run). Yields
+    what the recovery did, or None."""
+    from prefect.runtime import flow_run
+
+    from tasks.slots import platform_change
+
+    with platform_change(t.name, wait_for_other_s, f"{runbook} on {t.name}"):
+        yield None if dry_run else recover_unfinished(t, str(flow_run.id or "local"), wait_s)
 
 
 def recover_unfinished(t, run_id: str, wait_seconds: int) -> str | None:
