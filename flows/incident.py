@@ -79,7 +79,8 @@ def incident(target: str | None = None, severity: Literal["sev1", "sev2", "sev3"
     instances, deploys = platform_now(t)
     offered = containment_options(rows, impact, instances, t.scaling.max_instances, deploys, since,
                                   suspected_secret_leak)
-    actions = contain(t.name, incident_id, offered, approval_timeout_seconds, block, instances)
+    actions = contain(t.name, incident_id, offered, approval_timeout_seconds, block,
+                      availability_actions(t.name, instances))
 
     timeline, unread = investigate(t, incident_id, since)
     record_step(t.name, incident_id, "investigated", {"timeline_entries": len(timeline), "unread": unread})
@@ -156,31 +157,38 @@ def platform_now(t) -> tuple[int | None, list[dict]]:
             [] if isinstance(deploys, BaseException) else deploys)
 
 
-def contain(target: str, incident_id: str, offered: dict[str, str], timeout_s: int, block: str,
-            instances: int | None) -> list[dict]:
-    """Each offered action, only with an operator's approval in the UI; each approved one run as its own runbook."""
-    from prefect.exceptions import FlowPauseTimeout
+def rotate_and_revoke(target: str, reason: str):
+    """A rotation whose previous values are removed at once (no grace period): every session is signed out."""
+    from flows.secret_rotation import secret_rotation
 
+    rotated = secret_rotation(target=target)
+    finished = secret_rotation(target=target, action="finish", force_finish=True)
+    finished.summary = f"{rotated.summary.split(':')[0]}; {finished.summary}"
+    return finished
+
+
+def availability_actions(target: str, instances: int | None) -> dict:
+    """The incident's containment actions, each its own runbook run."""
     from flows.restart_service import restart_service
     from flows.rollback_deploy import rollback_deploy
     from flows.scale_service import scale_service
-    from flows.secret_rotation import secret_rotation
 
-    def rotate_and_revoke(reason: str):
-        rotated = secret_rotation(target=target)
-        finished = secret_rotation(target=target, action="finish", force_finish=True)
-        finished.summary = f"{rotated.summary.split(':')[0]}; {finished.summary}"
-        return finished
+    return {"restart": lambda reason: restart_service(target=target, reason=reason),
+            "rotate_secrets": lambda reason: rotate_and_revoke(target, reason),
+            "scale_up": lambda reason: scale_service(target=target, instances=(instances or 1) + 1),
+            "rollback": lambda reason: rollback_deploy(target=target, reason=reason)}
 
-    runbooks = {"restart": lambda reason: restart_service(target=target, reason=reason),
-                "rotate_secrets": rotate_and_revoke,
-                "scale_up": lambda reason: scale_service(target=target, instances=(instances or 1) + 1),
-                "rollback": lambda reason: rollback_deploy(target=target, reason=reason)}
+
+def contain(target: str, incident_id: str, offered: dict[str, str], timeout_s: int, block: str,
+            actions_by_name: dict, descriptions: dict[str, str] = ACTIONS) -> list[dict]:
+    """Each offered action, only with an operator's approval in the UI (one form, a box per action); each approved
+    one run (a runbook of its own, or a task), recorded with its outcome."""
+    from prefect.exceptions import FlowPauseTimeout
 
     if not offered:
         return []
     approval = create_model("ContainmentApproval", __base__=RunInput,
-                            **{name: (bool, Field(False, description=f"{ACTIONS[name]} (why: {why})"))
+                            **{name: (bool, Field(False, description=f"{descriptions[name]} (why: {why})"))
                                for name, why in offered.items()},
                             reason=(str, Field("", description="Why (kept in the incident's record)")))
     try:
@@ -196,9 +204,10 @@ def contain(target: str, incident_id: str, offered: dict[str, str], timeout_s: i
             actions.append({"action": name, "outcome": "refused by an operator", "run": ""})
             continue
         try:
-            result = runbooks[name](f"{incident_id}: {answer.reason}".strip(": "))
-            actions.append({"action": name, "outcome": f"done: {result.summary}", "run": result.flow_run_id or ""})
-        except Exception as exc:  # the action's own run failed: recorded, the incident goes on
+            result = actions_by_name[name](f"{incident_id}: {answer.reason}".strip(": "))
+            actions.append({"action": name, "outcome": f"done: {getattr(result, 'summary', result)}",
+                            "run": getattr(result, "flow_run_id", None) or ""})
+        except Exception as exc:  # the action failed: recorded, the incident goes on
             actions.append({"action": name, "outcome": f"failed: {exc}", "run": ""})
     record_step(target, incident_id, "containment", {"actions": actions, "reason": answer.reason})
     return actions

@@ -14,6 +14,8 @@ from tasks.reporting.notify import wait_for_approval
 from tasks.reporting.publish import publish, read_previous_report, read_recent_reports
 from tasks.reporting.report import Report
 from tasks.security.activity_queries import disable_accounts, read_access, read_activity
+from tasks.incidents.record import incident_since, start_incident_run
+from tasks.security.incident import incident_key, security_findings
 from tasks.security.signals import (Thresholds, access_findings, activity_findings, bursts, failures_from_logs,
                                     group_errors, review_range, secret_ages)
 from tasks.targets import load_ops_settings, load_target
@@ -35,7 +37,9 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
                     secret_max_age_days: Annotated[int, Field(ge=1, le=3650)] = 35,
                     password_expiry_required: bool = False,
                     disable_inactive: bool = False,
-                    approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900) -> Report:
+                    approval_timeout_seconds: Annotated[int, Field(ge=30, le=86400)] = 900,
+                    open_incidents: bool = True,
+                    abuse_factor: Annotated[float, Field(ge=2, le=100000)] = 10.0) -> Report:
     """Failed logins by IP and user (fail2ban's rule), request rates against each user's and IP's own previous weeks,
     quota-refusal bursts, the platform's error logs grouped by message; the access review (inactive accounts, admin
     and service accounts, database roles, PUBLIC's privileges, the secrets' age) on the first run of a month.
@@ -53,6 +57,11 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
         password_expiry_required: The policy wants every database role that can log in to have a password expiry.
         disable_inactive: Disable the inactive accounts listed, after an operator's approval in the UI.
         approval_timeout_seconds: How long to wait for that approval.
+        open_incidents: Open a security incident (the security-incident runbook, its own run) for each critical
+            finding: each address over the failed-login rule, each account abused far above its normal rate. Once
+            per finding: one already opened for it within the review's days is named instead.
+        abuse_factor: An account is abused when its busiest hour has this many times the requests of its busiest
+            hour of the weeks before.
     """
     t = load_target(target)
     rules = Thresholds(max_failures=max_failures, window_minutes=window_minutes, min_rate_per_hour=min_rate_per_hour,
@@ -83,6 +92,14 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
     log_bursts = bursts(log_events, max_failures, window_minutes)
     for f in activity_findings(activity["failed_auth"], log_bursts, activity["rates"], rules):
         report.add(f.severity, f.message, next_step=f.next_step, **f.evidence)
+    if open_incidents:
+        report.tables["security_incidents"] = open_security_incidents(
+            t.name, security_findings(activity["failed_auth"], log_bursts, activity["rates"], abuse_factor), start)
+        for row in report.tables["security_incidents"]:
+            if row["outcome"].startswith("could not start"):
+                report.add("critical", f"the security incident for {row['finding']} from {row['source']} "
+                                       f"{row['outcome']}", next_step=f"Start it by hand: playground-ops run "
+                                       f"security-incident kind={row['finding']} source={row['source']}")
     report.tables.update(failed_logins_by_ip=activity["failed_auth"].get("by_ip", []),
                          failed_logins_by_user=activity["failed_auth"].get("by_user", []),
                          failed_logins_in_log=log_bursts,
@@ -113,6 +130,22 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
     report.summary = (f"{len(report.findings)} findings over {days} days"
                       + (" with the access review" if access_review else ""))
     return publish(report)
+
+
+def open_security_incidents(target: str, findings: list, since: datetime) -> list[dict]:
+    """One security incident per finding: started as its own run, unless one was opened for it since `since`."""
+    rows = []
+    for f in findings:
+        row = {"finding": f.kind, "source": f.source}
+        existing = incident_since(target, incident_key(f.kind, f.source), since)
+        if existing:
+            rows.append({**row, "incident": f"{existing[0]} ({existing[1]})", "run": "", "outcome": "already opened"})
+            continue
+        started = start_incident_run.submit("security-incident/security-incident", {
+            "target": target, "kind": f.kind, "source": f.source, "summary": f.summary}).result(raise_on_failure=False)
+        rows.append({**row, "incident": "", "run": "" if isinstance(started, BaseException) else started,
+                     "outcome": f"could not start: {started}" if isinstance(started, BaseException) else "started"})
+    return rows
 
 
 def disable_listed(t, report: Report, inactive: list[dict], inactive_days: int, timeout_s: int, reviewed: bool) -> None:

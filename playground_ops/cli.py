@@ -329,7 +329,9 @@ NOT_IN_DEMO = {"reconcile-crashed-run": "it needs a run that crashed; the automa
                "restart-service": "it restarts the service under the other runbooks; an incident offers it when the "
                                   "evidence calls for it, and runs it once an operator approves",
                "rollback-deploy": "it redeploys the service under the other runbooks; an incident offers it when the "
-                                  "live deploy went live just before the trouble"}
+                                  "live deploy went live just before the trouble",
+               "security-incident": "security-review opens one for each critical finding (the sandbox's traffic "
+                                    "has none)"}
 # What the demo asks of the runbooks that need a request: an incident opened and resolved within the demo's minutes
 # (production waits longer), and a scale and an env var change that restart nothing under the other runbooks.
 DEMO_PARAMETERS = {"incident": {"severity": "sev3", "summary": "demo: an incident drill on the sandbox",

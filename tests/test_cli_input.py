@@ -173,6 +173,21 @@ def test_reconcile_refuses_a_run_id_that_is_not_one_before_any_run():
     assert "parameter flow_run_id of reconcile-crashed-run: expected an id (a UUID such as" in line and "../x" in line
 
 
+def test_a_security_incident_for_a_source_that_is_not_one_is_refused_before_any_run_exists(ops):
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    def runs() -> int:
+        with get_client(sync_client=True) as client:
+            return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["security-incident"]))))
+
+    before = runs()
+    line = one_line_error(cli("run", "security-incident", "-p", "kind=brute-force", "-p", "source=10.0.0.1; rm -rf /",
+                              env=SANDBOX_ENV))
+    assert "source: expected an IP address such as 203.0.113.9" in line
+    assert runs() == before
+
+
 @pytest.mark.parametrize("param, expected", [
     ("database=postgres", "database: expected a database that is not a system or template database (got postgres)"),
     ("database=template1", "database: expected a database that is not a system or template database (got template1)"),

@@ -140,3 +140,25 @@ def record_step(target: str, incident: str, kind: str, data: dict[str, Any]) -> 
 @task(**retrying(retries=2, backoff=1, timeout_seconds=60))
 def read_record(target: str, incident: str) -> list[dict[str, Any]]:
     return read_incidents(_store(), target).get(incident, [])
+
+
+@task(**retrying(retries=2, backoff=1, timeout_seconds=60))
+def incident_since(target: str, key: str, since: datetime) -> tuple[str, str] | None:
+    """The incident opened for this key (a finding's) since `since`, and its status; None when there is none."""
+    incidents = read_incidents(_store(), target)
+    found = [i for i, steps in incidents.items() if steps and steps[0].get("alert") == key
+             and datetime.fromisoformat(steps[0]["at"]) >= since]
+    if not found:
+        return None
+    newest = max(found, key=_number)
+    return newest, status_of(incidents[newest])
+
+
+@task(**retrying(retries=1, backoff=2, timeout_seconds=60))
+def start_incident_run(deployment: str, parameters: dict[str, Any]) -> str:
+    """A run of an incident runbook's deployment, started now on its own (it outlives the run that starts it): its
+    id. Raised when the deployment is not registered (serve or deploy it)."""
+    from prefect.deployments import run_deployment
+
+    return str(run_deployment(deployment, parameters=parameters, timeout=0, as_subflow=False,
+                              tags=["security-incident"]).id)

@@ -158,3 +158,55 @@ WHERE {id} = ANY(%(ids)s) AND disabled_at IS NULL
 RETURNING {id}""").format(days=sql.Literal(f"{int(inactive_days)} days"), **n)
     with connect(database_url) as conn:
         return sorted(row[0] for row in conn.execute(query, {"ids": user_ids}).fetchall())
+
+
+def source_activity_query(schema: AppSchema, kind: str) -> sql.Composed:
+    """One source's requests in the window: per hour by status, the accounts (or addresses) involved, first and last,
+    the accounts answered after a failure (an address), and its requests in the quiet window."""
+    n = app_names(schema)
+    match = (sql.SQL("{ip} = %(source)s::inet") if kind == "brute-force"
+             else sql.SQL("{user_id} = %(source)s::bigint")).format(**n)
+    recent = sql.SQL("AND {status} = 401").format(**n) if kind == "brute-force" else sql.SQL("")
+    disabled = (sql.SQL("NULL") if kind == "brute-force" else
+                sql.SQL("(SELECT disabled_at IS NOT NULL FROM {users} WHERE {id} = %(source)s::bigint)").format(**n))
+    return sql.SQL("""
+WITH r AS (SELECT {created_at} AS at, {status} AS status, {user_id} AS user_id, coalesce(host({ip}), 'unknown') AS ip,
+                  {endpoint} AS endpoint
+           FROM {requests} WHERE {match} AND {created_at} >= %(since)s),
+first_failure AS (SELECT min(at) AS at FROM r WHERE status = 401)
+SELECT json_build_object(
+  'requests', (SELECT count(*) FROM r),
+  'failures', (SELECT count(*) FROM r WHERE status = 401),
+  'first', (SELECT min(at) FROM r), 'last', (SELECT max(at) FROM r),
+  'accounts', (SELECT coalesce(json_agg(DISTINCT user_id), '[]') FROM r WHERE user_id IS NOT NULL),
+  'addresses', (SELECT coalesce(json_agg(DISTINCT ip), '[]') FROM r),
+  'endpoints', (SELECT coalesce(json_agg(t), '[]') FROM (SELECT endpoint, count(*) AS requests FROM r
+                GROUP BY 1 ORDER BY 2 DESC LIMIT 10) t),
+  'hours', (SELECT coalesce(json_agg(t ORDER BY hour), '[]') FROM (SELECT date_trunc('hour', at) AS hour, count(*) AS
+            requests, count(*) FILTER (WHERE status = 401) AS failures FROM r GROUP BY 1) t),
+  'signed_in_after_failures', (SELECT coalesce(json_agg(DISTINCT user_id), '[]') FROM r, first_failure
+            WHERE status < 400 AND user_id IS NOT NULL AND r.at > first_failure.at),
+  'recent', (SELECT count(*) FROM {requests} WHERE {match} {recent}
+             AND {created_at} >= now() - %(quiet)s::interval),
+  'disabled', {disabled}
+) AS activity""").format(match=match, recent=recent, disabled=disabled, **n)
+
+
+@task(**retrying(retries=2, backoff=2, timeout_seconds=120))
+def read_source_activity(database_url: SecretStr, schema: AppSchema, kind: str, source: str, since: datetime,
+                         quiet_minutes: int) -> dict[str, Any]:
+    """What one source (an address, or an account) did since `since`, as the security incident's evidence."""
+    with connect(database_url) as conn:
+        return conn.execute(source_activity_query(schema, kind), {"source": source, "since": since,
+                                                                   "quiet": f"{int(quiet_minutes)} minutes"}
+                            ).fetchone()[0]
+
+
+@task(**retrying(retries=0, timeout_seconds=120))
+def disable_users(database_url: SecretStr, schema: AppSchema, user_ids: list[int]) -> list[int]:
+    """Disable exactly the listed accounts (an operator approved them); the ids disabled now. Safe to repeat: an
+    account already disabled is not disabled again."""
+    query = sql.SQL("UPDATE {users} SET disabled_at = now() WHERE {id} = ANY(%(ids)s) AND disabled_at IS NULL "
+                    "RETURNING {id}").format(**app_names(schema))
+    with connect(database_url) as conn:
+        return sorted(row[0] for row in conn.execute(query, {"ids": user_ids}).fetchall())

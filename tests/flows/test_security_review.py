@@ -73,7 +73,7 @@ def known(ops, tmp_path, monkeypatch):
 def test_the_burst_and_the_hammering_are_flagged_and_nothing_else(known):
     from flows.security_review import security_review
 
-    report = security_review(access_review=False)
+    report = security_review(access_review=False, open_incidents=False)
     flagged = [f for f in report.findings if f.severity.value in ("critical", "warning")]
     assert sorted(f.message.split(":")[0] for f in flagged) == [
         f"brute force? {BURST_IP}", "quota refusal burst", "unusual request rate", "unusual request rate"]
@@ -100,7 +100,7 @@ def test_failed_requests_count_every_401_not_only_the_twenty_addresses_the_table
             now() - interval '3 days' - g * interval '1 minute' FROM generate_series(1, 25) g""")
         total, ips = conn.execute("SELECT count(*), count(DISTINCT client_ip) FROM requests WHERE status_code = 401 "
                                   "AND created_at >= now() - interval '7 days'").fetchone()
-    report = security_review(access_review=False)
+    report = security_review(access_review=False, open_incidents=False)
     assert len(report.tables["failed_logins_by_ip"]) == 20 and ips == 29
     assert (report.figures["failed_requests"], report.figures["failed_request_ips"]) == (total, ips) == (58, 29)
 
@@ -108,7 +108,7 @@ def test_failed_requests_count_every_401_not_only_the_twenty_addresses_the_table
 def test_the_access_review_names_inactive_privileged_accounts_roles_and_public_create(known):
     from flows.security_review import security_review
 
-    report = security_review(access_review=True)
+    report = security_review(access_review=True, open_incidents=False)
     messages = [f.message for f in report.findings]
     assert "inactive admin account old-admin@example.com (no login for 90 days, not disabled)" in messages
     assert "inactive service account batch@example.com (no login for 90 days, not disabled)" in messages
@@ -130,7 +130,7 @@ def test_a_role_that_cannot_read_every_section_gets_the_others_and_their_names(k
         conn.execute("GRANT SELECT ON users, requests TO security_reader")
     url = known.replace("postgres:", "security_reader:", 1)
     use_target(tmp_path, monkeypatch, "secure", url, manager.redis_url(ops))
-    report = security_review(access_review=True)
+    report = security_review(access_review=True, open_incidents=False)
     unreadable = [f.message for f in report.findings if ": could not be read (" in f.message]
     assert unreadable == ["passwords: could not be read (InsufficientPrivilege: permission denied for table pg_authid)"]
     assert {r["user_id"] for r in report.tables["inactive_accounts"]} == {11, 12, 14}  # the rest was read
@@ -147,7 +147,7 @@ def test_disabling_asks_first_disables_exactly_the_listed_accounts_and_nothing_w
 
     before = disabled()
     for answer in (False, True):
-        runner, outcome = in_background(security_review, access_review=True, disable_inactive=True)
+        runner, outcome = in_background(security_review, access_review=True, disable_inactive=True, open_incidents=False)
         paused = paused_run("security-review")
         assert paused is not None, "disabling did not wait for an operator"
         assert receiver.wait_for("security-review on secure: disable 3 inactive accounts (11, 12, 14)")
@@ -168,7 +168,7 @@ def test_failed_logins_in_the_backends_log_are_read_through_the_platform(ops):
         answer = httpx.post(f"http://127.0.0.1:{ops.sandbox_port}/api/token", json={"email": f"nobody{i}@example.com"},
                             headers={"X-Forwarded-For": "192.0.2.99, 10.1.1.1"}, timeout=10)
         assert answer.status_code == 401
-    report = security_review(access_review=False)
+    report = security_review(access_review=False, open_incidents=False)
     found = next(f for f in report.findings if "192.0.2.99" in f.message)
     assert found.message.startswith("brute force? 192.0.2.99: 12 failed logins within 10 minutes in the backend's log")
     assert "nobody0@example.com" in found.evidence["users"]
