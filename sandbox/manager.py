@@ -381,11 +381,12 @@ def start_backend(settings: Settings, wait: float = 30.0) -> int:
         return backend_pid(settings) or spawned[0].pid
 
 
-def replace_backend(settings: Settings, wait: float = 20.0) -> bool:
+def replace_backend(settings: Settings, wait: float = 20.0, on_live=None) -> bool:
     """A zero-downtime restart, as Render deploys: new instances (the current env vars and instance count) are
     started and checked on their own ports; only once all are healthy do they take traffic and the old ones stop,
     draining. New instances that are not healthy within `wait` are stopped and the old ones keep serving (False);
-    with no old instance running, the new ones take traffic healthy or not."""
+    with no old instance running, the new ones take traffic healthy or not. on_live(healthy) is called as the new
+    instances take the traffic, before the old ones have drained."""
     with _backend_lock(settings):
         old = [i["pid"] for i in backend_instances(settings)]
         spawned = _spawn(settings, platform_state(settings)["num_instances"])
@@ -394,6 +395,8 @@ def replace_backend(settings: Settings, wait: float = 20.0) -> bool:
             _stop_pids([p.pid for p in spawned], 10)
             return False
         _go_public(settings, spawned)
+        if on_live is not None:  # the new instances take the traffic: the restart is done, the old ones drain
+            on_live(healthy)
         _stop_pids(old, 40)
         return healthy
 

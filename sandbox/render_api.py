@@ -293,9 +293,16 @@ def make_app(settings: Settings, write_limit: int = 30, sample_every: float = 2.
             save(state)
 
     def restart_processes() -> bool:
-        healthy = manager.replace_backend(settings, wait=20)  # answered within the client's 30 s, healthy or not
-        record_event("server_restarted" if healthy else "server_failed",
-                     **({} if healthy else {"reason": "new instances not healthy; the previous ones kept serving"}))
+        live = []
+
+        def went_live(healthy: bool) -> None:  # the restart is done once the new instances serve (the old drain)
+            live.append(healthy)
+            record_event("server_restarted" if healthy else "server_failed",
+                         **({} if healthy else {"reason": "new instances not healthy; no earlier instance to keep"}))
+
+        healthy = manager.replace_backend(settings, wait=20, on_live=went_live)  # answered within the client's 30 s
+        if not live:
+            record_event("server_failed", reason="new instances not healthy; the previous ones kept serving")
         return healthy
 
     async def restart(request: Request) -> Response:

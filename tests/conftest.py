@@ -27,6 +27,8 @@ WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 
 REDIS_DBS = (14, 11, 10, 9, 8, 7)  # 13 is the demo test's, 12 the benchmarks', 3 the bystander of test_sandbox
 # a suite beside a running one: OPS_TEST_REDIS_DB=N, its workers on N, N-1, ...
 REDIS_DB = int(os.environ["OPS_TEST_REDIS_DB"]) - WORKER if os.environ.get("OPS_TEST_REDIS_DB") else REDIS_DBS[WORKER]
+assert REDIS_DB not in (3, 12, 13), (f"Redis database {REDIS_DB} is another test's own (3: test_sandbox's bystander, "
+                                     "12: the benchmarks', 13: the demo test's): choose another OPS_TEST_REDIS_DB")
 _PORTS = iter(range(20000 + 600 * REDIS_DB, 20000 + 600 * (REDIS_DB + 1)))  # a suite beside this one: another db
 
 

@@ -97,20 +97,22 @@ class Render:
         # a frozen platform may still hold the call and do it when it wakes, and a call being done may not show yet
         self.settle_s = confirm_s / 2
         self.confirmed: list[str] = []  # calls whose answer was lost and which the platform showed taken
+        self._confirming = False
 
     # ---------------------------------------------------------------- transport
     def _call(self, method: str, path: str, service_id: str | None = None, once: bool = False,
               **kwargs: Any) -> httpx.Response:
         """The request, retried on transport errors, 429 and 5xx; with `once` (a call that is not idempotent),
         retried only when it cannot have been taken, and an Unconfirmed error raised when it may have been."""
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = 1 if self._confirming else self.max_attempts  # confirming: the reads' loop is the retry
+        for attempt in range(1, attempts + 1):
             try:
                 response = self.client.request(method, f"{self.api_url}{path}", **kwargs)
             except httpx.TransportError as exc:
                 reason = f"Render {method} {path}: {type(exc).__name__}"
                 if once and not isinstance(exc, NOT_SENT):
                     raise Unconfirmed(f"{reason} after it was sent: the platform may have taken it") from None
-                if attempt == self.max_attempts:
+                if attempt == attempts:
                     raise TransientError(f"{reason}, after {attempt} attempts") from None
                 self._sleep(self._backoff(attempt))
                 continue
@@ -118,7 +120,7 @@ class Render:
                 if once and response.status_code != 429:  # 429: refused before anything was done
                     raise Unconfirmed(f"{self._explain(method, path, response, service_id)}: the platform may "
                                       "have taken it")
-                if attempt == self.max_attempts:
+                if attempt == attempts:
                     raise TransientError(f"{self._explain(method, path, response, service_id)}, after {attempt} attempts")
                 self._sleep(self._wait_for(response.headers, attempt))
                 continue
@@ -153,7 +155,7 @@ class Render:
         raise AssertionError("unreachable")
 
     def _confirm_limit(self) -> float:
-        return 2 * self.confirm_s
+        return self.confirm_s + self.settle_s
 
     def _confirm(self, happened: Callable[[], Any]) -> tuple[Any, bool]:
         """What `happened` finds, read every confirm_poll_s for at least confirm_s (a platform that does not answer
@@ -164,6 +166,7 @@ class Render:
         start = time.monotonic()
         answering_since = None
         while True:
+            self._confirming = True
             try:
                 found = happened()
                 if found:
@@ -171,6 +174,8 @@ class Render:
                 answering_since = answering_since if answering_since is not None else time.monotonic()
             except (TransientError, httpx.TransportError):
                 answering_since = None
+            finally:
+                self._confirming = False
             now = time.monotonic()
             if now - start >= self.confirm_s and answering_since is not None and now - answering_since >= self.settle_s:
                 return None, True

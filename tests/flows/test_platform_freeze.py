@@ -3,11 +3,11 @@
 with the tokens they already hold. Each run, then the run again: no request refused, exactly one restart per restart
 asked for, the platform in the previous or the new state, the state left named in the report, the rerun clean.
 
-The platform client waits 1 s for an answer and confirms for 12 s here (OPS_PLATFORM_TIMEOUT_SECONDS,
+The platform client waits 1 s for an answer and confirms for 20 s here (OPS_PLATFORM_TIMEOUT_SECONDS,
 OPS_PLATFORM_CONFIRM_SECONDS; production: 30 s and 60 s), so that freezes of seconds stand for freezes of minutes:
-a call whose answer was lost is judged not taken only once the platform has answered for 6 s without a break and
-showed nothing; a platform that has not by 24 s leaves it unknown. A write is retried 4 times with backoff (about
-13 s)."""
+a call whose answer was lost is judged not taken only once the platform has answered for 10 s without a break and
+showed nothing; a platform that has not by 30 s leaves it unknown (each read of the platform then waits 1 s at
+most). A write is retried 4 times with backoff (about 13 s)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def frozen(ops, monkeypatch):
     proxy.freeze_pid = manager.service_pid(load_settings(), "standins")
     monkeypatch.setenv("RENDER_API_URL", f"{proxy.url}/render/v1")
     monkeypatch.setenv("OPS_PLATFORM_TIMEOUT_SECONDS", "1")
-    monkeypatch.setenv("OPS_PLATFORM_CONFIRM_SECONDS", "12")
+    monkeypatch.setenv("OPS_PLATFORM_CONFIRM_SECONDS", "20")
     yield proxy
     proxy.close()
 
@@ -122,9 +122,9 @@ def test_a_restart_frozen_past_the_confirmation_is_never_resent_and_the_change_i
     service = os.environ["RENDER_SERVICE_ID"]
     before = render.list_env_vars(service).get("LOG_LEVEL")
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    # frozen longer than the client confirms (at most 24 s reading a platform that does not answer steadily):
-    # whether the restart was taken cannot be known, so it is not sent again
-    frozen.freeze_seconds = 28
+    # frozen longer than the client confirms (at most 30 s, and one read, reading a platform that does not answer
+    # steadily): whether the restart was taken cannot be known, so it is not sent again
+    frozen.freeze_seconds = 36
     frozen.inject("post", "freeze", count=1)
     with Users(user_tokens()) as users:
         state = environment_variables(action="set", values={"LOG_LEVEL": "trace"}, return_state=True)
@@ -189,7 +189,7 @@ def test_a_scale_frozen_past_the_confirmation_is_put_back_and_the_rerun_scales(f
 
     service = os.environ["RENDER_SERVICE_ID"]
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
-    frozen.freeze_seconds = 28
+    frozen.freeze_seconds = 36
     frozen.inject("post", "freeze", count=1)  # the scale: the platform stops as it arrives
     try:
         with Users(user_tokens()) as users:

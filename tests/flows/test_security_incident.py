@@ -24,7 +24,7 @@ def findings(served):
                             "now() - interval '1 day', now()) RETURNING id",
                             (f"abuser-{ip}@example.com",)).fetchone()[0]
         conn.execute("""INSERT INTO requests (user_id, endpoint, status_code, latency_ms, client_ip, error_type,
-            created_at) SELECT 1 + g % 5, '/api/chat', 401, 3, %s, 'unauthorized',
+            created_at) SELECT 1 + g %% 5, '/api/chat', 401, 3, %s, 'unauthorized',
             now() - interval '20 minutes' - g * interval '10 seconds' FROM generate_series(1, 30) g""", (ip,))
         conn.execute("""INSERT INTO requests (user_id, endpoint, model, status_code, latency_ms, tokens, client_ip,
             created_at) SELECT %s, '/api/embeddings', 'gpt-4o-mini', 200, 20, 5, '198.51.100.77',
