@@ -18,53 +18,13 @@ import base64
 import os
 import secrets
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.common import bench_server, ensure_prefect, isolated_env  # noqa: E402
-
-
-class Load:
-    """`users` threads calling /api/me (access token) and /api/refresh (refresh token) until stopped."""
-
-    def __init__(self, base: str, tokens: dict[str, str], users: int):
-        self.base, self.tokens, self.users = base, tokens, users
-        self.answers: list[int | str] = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.user) for _ in range(users)]
-
-    def user(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http:
-            while not self.stop.is_set():
-                try:
-                    self.answers.append(http.get(f"{self.base}/api/me", headers={
-                        "Authorization": f"Bearer {self.tokens['token']}"}).status_code)
-                    self.answers.append(http.post(f"{self.base}/api/refresh", json={
-                        "refresh_token": self.tokens["refresh_token"]}).status_code)
-                except httpx.TransportError as exc:
-                    self.answers.append(type(exc).__name__)
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        time.sleep(1)
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-
-    def figures(self) -> dict[str, int]:
-        a = self.answers
-        return {"requests": len(a), "401": sum(x == 401 for x in a),
-                "5xx": sum(isinstance(x, int) and x >= 500 for x in a),
-                "no answer": sum(isinstance(x, str) for x in a)}
+from sandbox.load import UserLoad  # noqa: E402
 
 
 def main() -> None:
@@ -110,14 +70,14 @@ def main() -> None:
         from flows.secret_rotation import secret_rotation
 
         results = {}
-        with Load(base, login(), args.users) as load:  # the guide's way
+        with UserLoad(base, login(), args.users, linger_s=1) as load:  # the guide's way
             began = time.perf_counter()
             for name in ("JWT_SECRET", "JWT_REFRESH_SECRET"):
                 render.set_env_var(service, name, SecretStr(base64.b64encode(secrets.token_bytes(32)).decode()))
             render.restart(service)
             wait_healthy()
             results["guide: env set + restart"] = (load.figures(), time.perf_counter() - began)
-        with Load(base, login(), args.users) as load:  # the runbook
+        with UserLoad(base, login(), args.users, linger_s=1) as load:  # the runbook
             began = time.perf_counter()
             report = secret_rotation()
             results[f"secret-rotation ({report.status.value})"] = (load.figures(), time.perf_counter() - began)

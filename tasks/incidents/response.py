@@ -129,23 +129,34 @@ def _newest(timeline: list[dict[str, Any]], rows: int) -> list[str]:
     return [f"_{earlier} earlier rows in the stored report_", "", shown] if earlier > 0 else [shown]
 
 
+def opened_and_resolved(steps: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """An incident record's opening step, and when it was resolved (or "not yet")."""
+    resolved = next((s for s in reversed(steps) if s["kind"] == "resolved"), None)
+    return (steps[0] if steps else {}), (resolved["at"] if resolved else "not yet")
+
+
+def follow_ups(items: list[str], actions: list[dict[str, Any]]) -> list[str]:
+    """A post-mortem's follow-up checklist: the items, then a decision for each action taken."""
+    items = items + [f"{a['action']} was {a['outcome']}: decide whether it should be automatic next time."
+                     for a in actions]
+    return [f"- [ ] {item}" for item in items]
+
+
 def post_mortem(incident: str, steps: list[dict[str, Any]], impact: dict[str, Any], timeline: list[dict[str, Any]],
                 actions: list[dict[str, Any]]) -> str:
     """The post-mortem draft: summary, impact, timeline, actions taken, what to follow up."""
-    opened = steps[0] if steps else {}
-    resolved = next((s for s in reversed(steps) if s["kind"] == "resolved"), None)
-    follow = ["Find the root cause behind the first error in the timeline and write it here.",
-              "Add or tune the alert rule that would have caught this sooner."]
-    follow += [f"{a['action']} was {a['outcome']}: decide whether it should be automatic next time." for a in actions]
+    opened, resolved = opened_and_resolved(steps)
+    follow = follow_ups(["Find the root cause behind the first error in the timeline and write it here.",
+                         "Add or tune the alert rule that would have caught this sooner."], actions)
     return "\n".join([
         f"# Post-mortem draft: {incident}", "",
-        f"**Severity:** {opened.get('severity', '')} · **Opened:** {opened.get('at', '')} · **Resolved:** "
-        f"{resolved['at'] if resolved else 'not yet'}", "",
+        f"**Severity:** {opened.get('severity', '')} · **Opened:** {opened.get('at', '')} · **Resolved:** {resolved}",
+        "",
         "## Summary", "", opened.get("summary") or "(to be written)", "",
         "## Impact", "", impact_summary(impact), "",
         "## Timeline", "", *_newest(timeline, TIMELINE_ROWS), "",
         "## Actions taken", "", markdown_table(actions, limit=50), "",
-        "## Follow-up", "", *[f"- [ ] {item}" for item in follow], ""])
+        "## Follow-up", "", *follow, ""])
 
 
 def runbook_entries(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

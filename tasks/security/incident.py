@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground_ops.errors import ConfigError
+from tasks.incidents.response import follow_ups, opened_and_resolved
 from tasks.reporting.report import markdown_table
 
 KINDS = ("brute-force", "account-abuse")
@@ -95,23 +96,20 @@ def is_quiet(kind: str, evidence: dict[str, Any]) -> bool:
 def security_post_mortem(incident: str, finding: SecurityFinding, steps: list[dict[str, Any]],
                          evidence: dict[str, Any], actions: list[dict[str, Any]]) -> str:
     """The post-mortem draft: what happened, who the source was, the evidence, what was done, what to follow up."""
-    opened = steps[0] if steps else {}
-    resolved = next((s for s in reversed(steps) if s["kind"] == "resolved"), None)
+    opened, resolved = opened_and_resolved(steps)
     what = "address" if finding.kind == "brute-force" else "account"
-    follow = [f"Block {finding.source} at the edge (a firewall or WAF rule) if it is not blocked yet." if
-              finding.kind == "brute-force" else f"Decide with account {finding.source}'s owner whether it comes back, "
-              "and lower its quota if so.",
-              "Check whether any account the source reached was used afterwards.",
-              "Add a rate limit or lockout to the app for what this source did."]
-    follow += [f"{a['action']} was {a['outcome']}: decide whether it should be automatic next time." for a in actions]
+    follow = follow_ups([f"Block {finding.source} at the edge (a firewall or WAF rule) if it is not blocked yet." if
+                         finding.kind == "brute-force" else f"Decide with account {finding.source}'s owner whether it "
+                         "comes back, and lower its quota if so.",
+                         "Check whether any account the source reached was used afterwards.",
+                         "Add a rate limit or lockout to the app for what this source did."], actions)
     return "\n".join([
         f"# Post-mortem draft: {incident} (security: {finding.kind})", "",
-        f"**Source:** {what} {finding.source} · **Opened:** {opened.get('at', '')} · **Resolved:** "
-        f"{resolved['at'] if resolved else 'not yet'}", "",
+        f"**Source:** {what} {finding.source} · **Opened:** {opened.get('at', '')} · **Resolved:** {resolved}", "",
         "## Detection", "", finding.summary, "",
         "## Evidence", "", f"{evidence.get('requests', 0)} requests from the source in the window, "
         f"{evidence.get('failures', 0)} of them failed logins (401); first {evidence.get('first')}, last "
         f"{evidence.get('last')}; accounts: {', '.join(map(str, evidence.get('accounts', []))) or 'none'}.", "",
         markdown_table(evidence.get("hours", []), limit=48), "",
         "## Containment", "", markdown_table(actions, limit=20) if actions else "None was taken.", "",
-        "## Lessons learned", "", *[f"- [ ] {item}" for item in follow], ""])
+        "## Lessons learned", "", *follow, ""])

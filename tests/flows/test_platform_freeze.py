@@ -12,15 +12,14 @@ most). A write is retried 4 times with backoff (about 13 s)."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from sandbox.faulty_proxy import FaultyProxy
+from sandbox.load import UserLoad
 from tests.flows.test_secret_rotation import answers, base, user_tokens
 
 
@@ -47,38 +46,8 @@ def frozen(ops, monkeypatch):
     proxy.close()
 
 
-class Users:
-    """Users calling the backend throughout with the tokens they hold (access and refresh), on new connections."""
-
-    def __init__(self, tokens: dict[str, str], count: int = 3):
-        self.tokens, self.seen, self.stop = tokens, [], threading.Event()
-        self.threads = [threading.Thread(target=self._call, daemon=True) for _ in range(count)]
-
-    def _call(self) -> None:
-        with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http:
-            while not self.stop.is_set():
-                try:
-                    self.seen.append(http.get(f"{base()}/api/me", headers={
-                        "Authorization": f"Bearer {self.tokens['token']}"}).status_code)
-                    self.seen.append(http.post(f"{base()}/api/refresh", json={
-                        "refresh_token": self.tokens["refresh_token"]}).status_code)
-                except httpx.TransportError as exc:
-                    self.seen.append(type(exc).__name__)
-                time.sleep(0.05)
-
-    def __enter__(self) -> "Users":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-
-    @property
-    def refused(self) -> list:
-        return [s for s in self.seen if s != 200]
+def Users(tokens: dict[str, str]) -> UserLoad:
+    return UserLoad(base(), tokens, users=3, pause_s=0.05)
 
 
 def restarts_since(render, since: datetime) -> int:
@@ -108,7 +77,7 @@ def test_an_env_change_whose_restart_meets_a_frozen_platform_restarts_once_and_s
     assert again.status.value == "ok" and "recovered" not in again.figures
     assert restarts_since(render, since) == 2  # one per run, none sent twice
     assert render.list_env_vars(service)["LOG_LEVEL"] == "info" and read_change("sandbox") is None
-    assert len(users.seen) > 50 and users.refused == []
+    assert len(users.answers) > 50 and users.refused == []
     render.delete_env_var(service, "LOG_LEVEL")
 
 
@@ -137,7 +106,7 @@ def test_a_restart_frozen_past_the_confirmation_is_never_resent_and_the_change_i
     # the frozen restart (done when the platform woke), the rollback's, the rerun's: each sent once
     assert restarts_since(render, since) == 3
     assert render.list_env_vars(service)["LOG_LEVEL"] == "warn" and read_change("sandbox") is None
-    assert len(users.seen) > 50 and users.refused == []
+    assert len(users.answers) > 50 and users.refused == []
     run_id = str(state.state_details.flow_run_id)
     assert len(notifications(receiver, run_id)) == 1
     with get_client(sync_client=True) as client:
@@ -170,7 +139,7 @@ def test_a_rotation_frozen_at_its_first_write_keeps_the_original_secret_and_the_
     assert rerun.status.value == "ok", rerun.summary
     assert live["JWT_SECRET_PREVIOUS"] == original and live["JWT_SECRET"] != original  # rotated once, on top of the original
     assert answers(old_tokens) == (200, 200)
-    assert len(users.seen) > 50 and users.refused == []
+    assert len(users.answers) > 50 and users.refused == []
     # the failed run's rollback restart and the rerun's: one each
     assert restarts_since(render, since) == 2
     assert len(notifications(receiver, str(state.state_details.flow_run_id))) == 1
@@ -202,7 +171,7 @@ def test_a_scale_frozen_past_the_confirmation_is_put_back_and_the_rerun_scales(f
         assert render.get_service(service)["serviceDetails"]["numInstances"] == 2 and read_change("sandbox") is None
         # the frozen scale (done when the platform woke), the rollback's, the rerun's: each sent once
         assert len(scale_events_since(render, since)) == 3
-        assert len(users.seen) > 50 and users.refused == []
+        assert len(users.answers) > 50 and users.refused == []
         assert len(notifications(receiver, str(state.state_details.flow_run_id))) == 1
     finally:
         frozen.clear()

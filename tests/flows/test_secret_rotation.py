@@ -14,6 +14,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from sandbox.load import UserLoad
 from tests.conftest import SESSION_DIR
 from tests.flows.test_environment_variables import never_shown
 from tests.background import in_background, paused_run
@@ -195,31 +196,10 @@ def test_under_load_no_request_with_an_old_token_is_refused_or_fails(platform):
     """Users keep calling with the tokens they had before, on new connections, during the whole rotation."""
     from flows.secret_rotation import secret_rotation
 
-    tokens, seen, stop = user_tokens(), [], threading.Event()
-
-    def user():
-        with httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as http:
-            while not stop.is_set():
-                try:
-                    seen.append(http.get(f"{base()}/api/me", headers={"Authorization": f"Bearer {tokens['token']}"})
-                                .status_code)
-                    seen.append(http.post(f"{base()}/api/refresh", json={"refresh_token": tokens["refresh_token"]})
-                                .status_code)
-                except httpx.TransportError as exc:
-                    seen.append(type(exc).__name__)
-
-    users = [threading.Thread(target=user) for _ in range(4)]
-    for u in users:
-        u.start()
-    try:
+    with UserLoad(base(), user_tokens(), users=4, linger_s=1) as users:
         report = secret_rotation()
-        time.sleep(1)
-    finally:
-        stop.set()
-        for u in users:
-            u.join()
     assert report.status.value == "ok"
-    assert len(seen) > 100 and [s for s in seen if s != 200] == []
+    assert len(users.answers) > 100 and users.refused == []
     assert secret_rotation(action="finish", force_finish=True).summary.startswith("finished:")
 
 
