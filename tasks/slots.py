@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 BACKUP = "playground-ops-backup"
 DATABASE_HEAVY = "playground-ops-database-heavy"
+AUDIT_HEADS = "playground-ops-audit-heads"  # one writer at a time of the audit chains' heads (a lock held for ms)
 
 
 # A slot's lease, renewed while its run lives: a run lost with its host frees its slots within this (Prefect's

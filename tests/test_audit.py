@@ -173,3 +173,28 @@ def test_both_stores_refuse_a_key_outside_their_layout(tmp_path, s3_endpoint):
     for store in (open_backup_store(str(tmp_path / "b")), open_backup_store("s3://ops-keys/b", s3_endpoint)):
         with pytest.raises(ConfigError, match="a relative key inside the store"):
             store.get_json("../../etc/manifest.json")
+
+
+def test_reports_of_one_chain_published_at_the_same_instant_all_reach_its_head(tmp_path, prefect_server):
+    """Runs of one runbook on one target ending together (security incidents opened by one review): the head's
+    first creation races, its writes interleave; none fails, the head is the newest, every key is named beside it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.variables import Variable
+
+    from tasks.reporting.audit import head_variable
+    from tasks.reporting.publish import record_chain_head
+
+    store = LocalStore(tmp_path)
+    stored = []
+    for i in range(6):
+        report = Report(runbook="security-incident", target="race", summary=f"run {i}")
+        stored.append(append_report(store, report.model_dump(mode="json"), render_markdown(report), f"race-{i:03d}"))
+    with ThreadPoolExecutor(max_workers=6) as pool:  # in reverse: the newest report's head written first
+        for future in [pool.submit(record_chain_head, store.url, "security-incident", "race", s) for s in reversed(stored)]:
+            future.result()
+    head = Variable.get(head_variable(store.url, "security-incident", "race"))
+    assert head["sequence"] == max(s.sequence for s in stored) and head["key"] == stored[-1].key
+    assert [key for _, key in head["recent"]] == [s.key for s in stored]
+    ok = cli("audit", "verify", env={"OPS_AUDIT_URL": str(tmp_path)})
+    assert ok.returncode == 0 and "security-incident/race: 6 reports, ok" in ok.stdout

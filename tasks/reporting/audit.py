@@ -265,12 +265,17 @@ def verify_store(store: Store, heads: list[dict[str, Any]] | None = None) -> lis
     return results
 
 
-def recent_keys(before: dict[str, Any] | None, sequence: int, key: str, keep: int) -> list[list]:
-    """The newest reports' [sequence, key], newest last: the head recorded before, extended by the new one."""
-    recent = [entry for entry in (before or {}).get("recent", []) if entry[0] < sequence]
-    if before and not before.get("recent") and before.get("sequence", 0) < sequence:
-        recent = [[before["sequence"], before["key"]]]  # a head recorded before the keys were kept
-    return (recent + [[sequence, key]])[-keep:]
+def merged_head(before: dict[str, Any] | None, head: dict[str, Any], keep: int) -> dict[str, Any]:
+    """The chain's head once a report is added: the newest report (by sequence) as head, whichever was recorded
+    first, and the newest reports' [sequence, key], newest last, the new one among them. Reports of one chain
+    published at the same instant may record theirs in any order: no head goes backwards, no key is dropped."""
+    before = before or {}
+    recent = {entry[0]: entry[1] for entry in before.get("recent", [])}
+    if before.get("key") and not before.get("recent"):
+        recent[before["sequence"]] = before["key"]  # a head recorded before the keys were kept
+    recent[head["sequence"]] = head["key"]
+    newest = head if head["sequence"] >= before.get("sequence", -1) else before
+    return {**newest, "recent": [[seq, recent[seq]] for seq in sorted(recent)][-keep:]}
 
 
 def _tail_problems(store: Store, head: dict[str, Any], keys: list[str]) -> list[ChainProblem]:

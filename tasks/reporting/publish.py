@@ -91,16 +91,21 @@ RECENT_KEYS = 32  # the newest reports' keys kept beside the head, so a removed 
 
 def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport) -> None:
     """Keep the chain's head outside the store (a Prefect Variable), with the keys of the newest reports, so
-    `audit verify` notices a removed tail and names each report of it."""
-    from tasks.reporting.audit import recent_keys
+    `audit verify` notices a removed tail and names each report of it. Runs of one runbook on one target may publish
+    at the same instant: the head's read and write are one step under a global lock (a Prefect concurrency slot of
+    one), so no head goes backwards and no key is lost."""
+    from tasks.reporting.audit import merged_head
+    from tasks.slots import AUDIT_HEADS, ensure_limit, hold_slots
 
     name = head_variable(store_url, runbook, target)
-    before = Variable.get(name, default=None)
-    Variable.set(name, {
-        "store": store_url, "runbook": runbook, "target": target, "key": stored.key, "sha256": stored.sha256,
-        "sequence": stored.sequence,
-        "recent": recent_keys(before if isinstance(before, dict) else None, stored.sequence, stored.key, RECENT_KEYS)},
-        overwrite=True)
+    mine = {"store": store_url, "runbook": runbook, "target": target, "key": stored.key, "sha256": stored.sha256,
+            "sequence": stored.sequence}
+    ensure_limit(AUDIT_HEADS)
+    with hold_slots([AUDIT_HEADS], 120, f"recording the audit chain's head of {runbook} on {target}",
+                    holders="another run recording its report's place in the audit chain"):
+        before = Variable.get(name, default=None)
+        Variable.set(name, merged_head(before if isinstance(before, dict) else None, mine, RECENT_KEYS),
+                     overwrite=True)
 
 
 def recorded_chain_heads(store_url: str) -> list[dict]:
