@@ -95,8 +95,8 @@ def classify(current: str | None, target: str | None, ecosystem: str) -> str:
     a, b = parse(current, ecosystem), parse(target, ecosystem)
     if a is None or b is None:
         return "unknown"
-    if b.local and a.public == b.public:
-        return "local"  # another local build (+cu118) of the same version, never an update
+    if (a.local or b.local) and (a.public == b.public or a.order.local != b.order.local):
+        return "local"  # another build (+cu118 -> +cu121, a public release -> a local build or back): never routine
     if a.order == b.order:
         return "none"
     if b.order < a.order:
@@ -124,7 +124,8 @@ def routine_range(current: str, ecosystem: str) -> str | None:
     major, minor, _ = a.release
     epoch = f"{a.epoch}!" if a.epoch else ""
     upper = f"{major + 1}" if major else (f"0.{minor + 1}" if minor else None)
-    return f">={current}" + (f",<{epoch}{upper}" if upper else f",<={current}")
+    lower = str(a.public)  # PEP 440 allows no local part (+cu118) in an ordered comparison
+    return f">={lower}" + (f",<{epoch}{upper}" if upper else f",<={lower}")
 
 
 def newest_within(current: str | None, versions: Iterable[str], ecosystem: str) -> str | None:
@@ -151,6 +152,7 @@ def satisfies(version: str, spec: str, ecosystem: str) -> bool:
 
 # Ranges kept in the form the repository wrote them (Renovate's `bump` range strategy)
 
+_NPM_ALIAS = re.compile(r"^npm:(?P<package>(?:@[a-z0-9][\w.-]*/)?[a-z0-9][\w.-]*)@(?P<range>.+)$")
 _NPM_SIMPLE = re.compile(r"^(?P<op>\^|~|=|v)?(?P<version>\d+(?:\.\d+){0,2}(?:-[0-9A-Za-z.-]+)?)$")
 
 
@@ -170,11 +172,17 @@ def keep_range_form(spec: str, new: str, ecosystem: str) -> str | None:
     `>=3.0`, `~=1.4` (admitting 1.9), `>=2,<3` kept when they admit new."""
     written = spec.strip()
     if ecosystem == "npm":
+        alias = _NPM_ALIAS.match(written)
+        if alias:  # `npm:debug@~2.6.0`: the aliased package's range, moved in its own form
+            moved = keep_range_form(alias["range"], new, "npm")
+            return f"npm:{alias['package']}@{moved}" if moved is not None else None
         simple = _NPM_SIMPLE.match(written)
         op = (simple["op"] or "") if simple else ""
         parts = len(_truncated(simple["version"], 3).split(".")) if simple else 0
-        if simple and (op in ("^", "~") or parts == 3):  # `1.2` alone is the x-range 1.2.x, not a pin
+        if simple and (op in ("^", "~") or parts == 3):
             return op + (_truncated(new, parts) if parts < 3 else new.split("+")[0])
+        if simple and not op and not satisfies(new, written, "npm"):  # `1.2` is npm's x-range 1.2.x: `1.3`
+            return _truncated(new, parts)
         return written if satisfies(new, written, "npm") else None
     try:
         specs = list(SpecifierSet(written))

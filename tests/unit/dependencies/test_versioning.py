@@ -222,3 +222,30 @@ def test_package_json_ranges_are_rewritten_in_their_section_and_every_other_byte
     assert written_ranges(out)["ms"] == ("dependencies", "^2.1.3")
     with pytest.raises(ValueError, match="package.json: expected left-pad in dependencies"):
         rewrite_package_json(PACKAGE_JSON, {"dependencies": {"left-pad": "1.3.0"}})
+
+
+@pytest.mark.parametrize("current, target, kind", [
+    ("1.2.3", "1.2.4+cu118", "local"),        # onto a local build: never a routine update
+    ("2.0.1+cu118", "2.0.2", "local"),        # off a local build (CUDA to the public wheel): never routine either
+    ("2.0.1+cu118", "2.2.0+cu121", "local"),  # another build flavour
+    ("2.0.1+cu118", "2.1.0+cu118", "minor"),  # the same flavour, a new public version
+])
+def test_local_versions_are_never_a_routine_move_between_builds(current, target, kind):
+    assert classify(current, target, "python") == kind
+
+
+def test_a_locally_versioned_pin_with_a_newer_major_is_planned_not_a_crash():
+    versions = ["2.0.2", "2.1.0+cu118", "3.0.0+cu118", "2.2.0+cu121"]
+    assert newest_within("2.0.1+cu118", versions, "python") == "2.1.0+cu118"
+    assert classify("2.0.1+cu118", "3.0.0+cu118", "python") == "major"
+
+
+@pytest.mark.parametrize("spec, new, expected", [
+    ("npm:debug@~2.6.0", "2.6.9", "npm:debug@~2.6.9"),           # an alias: its package's range, in its own form
+    ("npm:@scope/pkg@^1.0.0", "1.4.0", "npm:@scope/pkg@^1.4.0"),
+    ("1.2", "1.3.0", "1.3"),                                     # npm's x-range 1.2.x, moved at its precision
+    ("1.2", "1.2.5", "1.2"),                                     # it admits 1.2.5 already: only the lock moves
+])
+def test_npm_aliases_and_bare_x_ranges_are_bumped_as_npm_reads_them(spec, new, expected):
+    assert keep_range_form(spec, new, "npm") == expected
+    assert satisfies(new, expected.split("@")[-1], "npm")
