@@ -94,9 +94,13 @@ def parse_npm_outdated(text: str, project: str) -> list[Outdated]:
     `git`, `linked` or `exotic`, which are reported and skipped."""
     if not text.strip():
         return []
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError("npm outdated --json: expected an object of packages")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):  # a listing that is not one is a loud error, never "nothing is outdated"
+        raise ValueError(f"npm outdated --json in {project}: expected a JSON object of packages "
+                         f"(got {text.strip()[:200]!r})")
     if "error" in data and isinstance(data["error"], dict):
         raise RuntimeError(f"npm outdated failed: {data['error'].get('summary') or data['error']}")
     found: dict[tuple[str, str | None], Outdated] = {}

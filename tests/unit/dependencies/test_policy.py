@@ -234,3 +234,9 @@ def test_a_passing_set_that_is_not_the_last_try_is_applied_once_more_so_the_work
     search, tried = _bisect(UPDATES[:4], breaking={"on-finished", "ms"})
     assert tried[-1][0] == "final: the 2 updates that passed" and tried[-1][1] == ["escape-html", "minimist"]
     assert sorted(u.package for u in search.held_back) == ["ms", "on-finished"]
+
+
+@pytest.mark.parametrize("text", ["npm WARN config production Use `--omit=dev` instead.\n{", "[1, 2]", '"x"'])
+def test_an_npm_outdated_listing_that_is_not_one_is_a_loud_error_naming_the_project(text):
+    with pytest.raises(ValueError, match="npm outdated --json in frontend: expected a JSON object of packages"):
+        parse_npm_outdated(text, "frontend")
