@@ -14,6 +14,7 @@ from playground_ops.errors import Checked
 from playground_ops.runbook import run_link, runbook
 from tasks.incidents.record import open_incident, read_record, record_step
 from tasks.incidents.response import check_recovery_timeout
+from tasks.monitoring.probes import optional_result
 from tasks.reporting.notify import check_approval_timeout, send_notification
 from tasks.reporting.publish import publish
 from tasks.reporting.report import Report
@@ -63,18 +64,18 @@ def security_incident(kind: Literal["brute-force", "account-abuse"], source: str
     send_notification(f"[INCIDENT {incident_id}] security on {t.name}: {finding.summary}",
                       f"{finding.summary}\nFollow it at {run_link() or 'the incident run in the Prefect UI'}.", block)
     since = datetime.now(timezone.utc) - timedelta(hours=lookback_hours)
-    evidence = read_source_activity(t.database_url, t.app_schema, kind, source, since, quiet_minutes)
-    record_step(t.name, incident_id, "assessed", {"evidence": {k: v for k, v in evidence.items() if k != "hours"}})
+    read = lambda: optional_result(read_source_activity.submit(  # noqa: E731 - None while the database is down
+        t.database_url, t.app_schema, kind, source, since, quiet_minutes))
+    evidence = read()
+    unread = None if evidence is not None else "the requests table could not be read (the database is down?)"
+    evidence = evidence or {}
+    record_step(t.name, incident_id, "assessed", {"evidence": {k: v for k, v in evidence.items() if k != "hours"}
+                                                  if not unread else unread})
     actions = contain(t.name, incident_id, containment_for(kind, source, evidence), approval_timeout_seconds, block,
-                      {"disable_account": lambda _: f"disabled {disable_users(t.database_url, t.app_schema, [int(source)])}",
-                       "disable_accounts": lambda _: f"disabled {disable_users(t.database_url, t.app_schema, evidence['signed_in_after_failures'])}",
-                       "rotate_secrets": lambda reason: rotate_and_revoke(t.name, reason)}, ACTIONS)
+                      security_actions(t, source, evidence), ACTIONS)
     record_step(t.name, incident_id, "investigated", {"hours": len(evidence.get("hours", [])),
                                                       "accounts": evidence.get("accounts", [])})
-    deadline, quiet = time.monotonic() + recovery_timeout_minutes * 60, False
-    while not (quiet := is_quiet(kind, read_source_activity(t.database_url, t.app_schema, kind, source, since,
-                                                            quiet_minutes))) and time.monotonic() < deadline:
-        time.sleep(check_interval_seconds)
+    quiet = wait_until_quiet(kind, read, check_interval_seconds, recovery_timeout_minutes * 60)
     if quiet:
         record_step(t.name, incident_id, "resolved", {"quiet_minutes": quiet_minutes})
         send_notification(f"[RESOLVED {incident_id}] {t.name}: {finding.summary}",
@@ -86,7 +87,30 @@ def security_incident(kind: Literal["brute-force", "account-abuse"], source: str
                     figures={"incident": incident_id, "kind": kind, "source": source, "resolved": quiet,
                              "requests": evidence.get("requests"), "failures": evidence.get("failures")},
                     summary=f"{incident_id} {'resolved' if quiet else 'still open'}: {finding.summary}")
+    if unread:
+        report.add("warning", f"evidence unknown: {unread}; containment was offered on the finding alone")
     if not quiet:
         report.add("critical", f"{incident_id}: {source} was not quiet for {quiet_minutes} min within "
                                f"{recovery_timeout_minutes:g} min", next_step="Block it at the edge; keep watching.")
     return publish(report)
+
+
+def security_actions(t, source: str, evidence: dict) -> dict:
+    """The security incident's containment actions (each only once an operator approved it)."""
+    return {"disable_account": lambda _: f"disabled {disable_users(t.database_url, t.app_schema, [int(source)])}",
+            "disable_accounts": lambda _: "disabled " + str(disable_users(
+                t.database_url, t.app_schema, evidence.get("signed_in_after_failures", []))),
+            "rotate_secrets": lambda reason: rotate_and_revoke(t.name, reason)}
+
+
+def wait_until_quiet(kind: str, read, interval_s: int, timeout_s: float) -> bool:
+    """Read the source's activity every interval until it is quiet (or the timeout); a read that fails (the database
+    down) is not quiet, and is read again."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        evidence = read()
+        if evidence is not None and is_quiet(kind, evidence):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)

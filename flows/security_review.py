@@ -133,17 +133,22 @@ def security_review(target: str | None = None, days: Annotated[int, Field(ge=1, 
 
 
 def open_security_incidents(target: str, findings: list, since: datetime) -> list[dict]:
-    """One security incident per finding: started as its own run, unless one was opened for it since `since`."""
+    """One security incident per finding: started as its own run, unless one was opened for it since `since` and is
+    resolved or still worked; one left open by a run that ended is started again (the new run takes it over)."""
+    from prefect.runtime import flow_run
+
     rows = []
     for f in findings:
         row = {"finding": f.kind, "source": f.source}
         existing = incident_since(target, incident_key(f.kind, f.source), since)
-        if existing:
+        if existing and existing[1] != "orphaned":
             rows.append({**row, "incident": f"{existing[0]} ({existing[1]})", "run": "", "outcome": "already opened"})
             continue
         started = start_incident_run.submit("security-incident/security-incident", {
-            "target": target, "kind": f.kind, "source": f.source, "summary": f.summary}).result(raise_on_failure=False)
-        rows.append({**row, "incident": "", "run": "" if isinstance(started, BaseException) else started,
+            "target": target, "kind": f.kind, "source": f.source, "summary": f.summary},
+            f"{flow_run.id or 'local'}:{incident_key(f.kind, f.source)}").result(raise_on_failure=False)
+        rows.append({**row, "incident": f"{existing[0]} (taken over)" if existing else "",
+                     "run": "" if isinstance(started, BaseException) else started,
                      "outcome": f"could not start: {started}" if isinstance(started, BaseException) else "started"})
     return rows
 

@@ -144,21 +144,27 @@ def read_record(target: str, incident: str) -> list[dict[str, Any]]:
 
 @task(**retrying(retries=2, backoff=1, timeout_seconds=60))
 def incident_since(target: str, key: str, since: datetime) -> tuple[str, str] | None:
-    """The incident opened for this key (a finding's) since `since`, and its status; None when there is none."""
+    """The incident opened for this key (a finding's) since `since`, and its status: resolved or merged, open (its run
+    alive and working it), or orphaned (open, but its run has ended: a new run takes it over); None when there is
+    none."""
     incidents = read_incidents(_store(), target)
     found = [i for i, steps in incidents.items() if steps and steps[0].get("alert") == key
              and datetime.fromisoformat(steps[0]["at"]) >= since]
     if not found:
         return None
     newest = max(found, key=_number)
-    return newest, status_of(incidents[newest])
+    status = status_of(incidents[newest])
+    if status == "open" and not run_alive(owner_run(incidents[newest])):
+        status = "orphaned"
+    return newest, status
 
 
 @task(**retrying(retries=1, backoff=2, timeout_seconds=60))
-def start_incident_run(deployment: str, parameters: dict[str, Any]) -> str:
+def start_incident_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
     """A run of an incident runbook's deployment, started now on its own (it outlives the run that starts it): its
-    id. Raised when the deployment is not registered (serve or deploy it)."""
+    id. The idempotency key makes a retry after a lost answer return the same run, never a second one. Raised when
+    the deployment is not registered (serve or deploy it)."""
     from prefect.deployments import run_deployment
 
     return str(run_deployment(deployment, parameters=parameters, timeout=0, as_subflow=False,
-                              tags=["security-incident"]).id)
+                              idempotency_key=idempotency_key, tags=["security-incident"]).id)

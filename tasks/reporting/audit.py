@@ -203,11 +203,14 @@ def append_report(store: Store, report: dict[str, Any], markdown: str, run_id: s
     """Write a report at the end of its chain (JSON, Markdown, SHA-256, and `sidecars`: suffix -> (text, content
     type), such as the CSV behind a chart); retried writes never duplicate it."""
     runbook, target = report["runbook"], report["target"]
-    base = report_key(runbook, target, str(report["started_at"])[:10], run_id).removesuffix(".json")
+    day = str(report["started_at"])[:10]
+    base = report_key(runbook, target, day, run_id).removesuffix(".json")
     head = chain_head(store, runbook, target)
-    if head is not None and head[0] == f"{base}.json":
-        # An earlier attempt of this same run stored the report: finish its sidecars, never chain it twice.
-        data, digest, sequence = store.get(head[0]), head[1], head[2]
+    if f"{base}.json" in store.list(f"{_chain_prefix(runbook, target)}{day}/"):
+        # An earlier attempt of this same run stored the report (other runs may have appended since): finish its
+        # sidecars, never chain it twice.
+        data = store.get(f"{base}.json")
+        digest, sequence = sha256(data), json.loads(data)["chain"]["sequence"]
     else:
         sequence = (head[2] + 1) if head else 1
         body = dict(report, chain={"sequence": sequence, "previous_key": head[0] if head else None,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -49,17 +51,18 @@ def publish(report: Report) -> Report:
     store = open_store(settings.audit_location, settings.s3_endpoint_url)
     markdown = render_markdown(report)
     charts = {f".{name}.csv": (chart_csv(chart), "text/csv") for name, chart in report.charts.items()}
-    stored = append_report(store, report.model_dump(mode="json"), markdown, report.flow_run_id, charts)
+    with chain_lock(report.runbook, report.target):  # one writer of a chain at a time: its end never forks
+        stored = append_report(store, report.model_dump(mode="json"), markdown, report.flow_run_id, charts)
+        record_chain_head(store.url, report.runbook, report.target, stored, locked=True)
     report.stored_at = stored.link
     key = artifact_key(report.runbook, report.target)
     where = (f"\n\n---\nStored in the audit store as `{stored.key}` (report #{stored.sequence}, sha256 "
              f"{stored.sha256[:12]}): " + (f"[open it]({stored.web_link}), or read it" if stored.web_link else "read it")
              + f" with `playground-ops audit show {stored.key}`.")
     # one keyed summary per runbook and target (its history is the Artifacts page's row); tables ride along unkeyed.
-    # The chain head and the artifacts are independent writes to the Prefect API: made side by side.
+    # The artifacts are independent writes to the Prefect API: made side by side.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        writes = [in_context(pool, record_chain_head, store.url, report.runbook, report.target, stored),
-                  in_context(pool, create_markdown_artifact, markdown + where, key=key,
+        writes = [in_context(pool, create_markdown_artifact, markdown + where, key=key,
                              description=f"{report.runbook} on {report.target}: {report.status.value}")]
         writes += [in_context(pool, create_table_artifact, rows, description=f"{report.runbook} on {report.target}: {name}")
                    for name, rows in report.tables.items() if rows and len(rows) <= 500]
@@ -89,23 +92,33 @@ def stored_report_of(runbook: str, target: str, run_id: str, started_at) -> str 
 RECENT_KEYS = 32  # the newest reports' keys kept beside the head, so a removed tail is named report by report
 
 
-def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport) -> None:
-    """Keep the chain's head outside the store (a Prefect Variable), with the keys of the newest reports, so
-    `audit verify` notices a removed tail and names each report of it. Runs of one runbook on one target may publish
-    at the same instant: the head's read and write are one step under a global lock (a Prefect concurrency slot of
-    one), so no head goes backwards and no key is lost."""
-    from tasks.reporting.audit import merged_head
+@contextmanager
+def chain_lock(runbook: str, target: str) -> Iterator[None]:
+    """The audit chains' one writer at a time (a Prefect slot of one, held for the milliseconds of an append): runs
+    of one runbook on one target that end in the same instant (security incidents opened by one review) append one
+    after the other, so a chain never forks and its head never goes backwards."""
     from tasks.slots import AUDIT_HEADS, ensure_limit, hold_slots
 
+    ensure_limit(AUDIT_HEADS)
+    with hold_slots([AUDIT_HEADS], 120, f"storing a report of {runbook} on {target}",
+                    holders="another run storing its report in the audit chain"):
+        yield
+
+
+def record_chain_head(store_url: str, runbook: str, target: str, stored: StoredReport, locked: bool = False) -> None:
+    """Keep the chain's head outside the store (a Prefect Variable), with the keys of the newest reports, so
+    `audit verify` notices a removed tail and names each report of it. The head's read and write are one step under
+    chain_lock (taken here unless the caller holds it): no head goes backwards and no key is lost."""
+    from tasks.reporting.audit import merged_head
+
+    if not locked:
+        with chain_lock(runbook, target):
+            return record_chain_head(store_url, runbook, target, stored, locked=True)
     name = head_variable(store_url, runbook, target)
     mine = {"store": store_url, "runbook": runbook, "target": target, "key": stored.key, "sha256": stored.sha256,
             "sequence": stored.sequence}
-    ensure_limit(AUDIT_HEADS)
-    with hold_slots([AUDIT_HEADS], 120, f"recording the audit chain's head of {runbook} on {target}",
-                    holders="another run recording its report's place in the audit chain"):
-        before = Variable.get(name, default=None)
-        Variable.set(name, merged_head(before if isinstance(before, dict) else None, mine, RECENT_KEYS),
-                     overwrite=True)
+    before = Variable.get(name, default=None)
+    Variable.set(name, merged_head(before if isinstance(before, dict) else None, mine, RECENT_KEYS), overwrite=True)
 
 
 def recorded_chain_heads(store_url: str) -> list[dict]:

@@ -73,9 +73,12 @@ def security_findings(failed_auth: dict[str, Any], log_bursts: list[dict[str, An
 
 def containment_for(kind: str, source: str, evidence: dict[str, Any]) -> dict[str, str]:
     """The containment the evidence calls for, each with why (all asked of an operator first)."""
+    if kind == "account-abuse" and evidence.get("disabled"):
+        return {}
+    if not evidence:  # its activity could not be read (the database down): the finding alone
+        return {"disable_account" if kind == "account-abuse" else "rotate_secrets":
+                f"security-review's finding on {source}; its activity could not be read"}
     if kind == "account-abuse":
-        if evidence.get("disabled"):
-            return {}
         return {"disable_account": f"user {source} made {evidence.get('requests', 0)} requests in the window"}
     offered = {"rotate_secrets": f"{evidence.get('failures', 0)} failed logins from {source} against "
                                  f"{len(evidence.get('accounts', []))} accounts"}
